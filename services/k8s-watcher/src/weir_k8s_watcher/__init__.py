@@ -1,0 +1,1 @@
+"""Weir k8s-watcher."""

@@ -1,0 +1,1 @@
+"""Weir node-loader."""
