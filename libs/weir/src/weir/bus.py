@@ -1,0 +1,379 @@
+"""NATS for Weir services: a connection that reconnects, and JetStream KV with headers.
+
+nats-py's own KV API neither lets a writer attach headers nor shows a watcher the headers of an
+entry, and Weir needs both: the W3C trace context of the Kubernetes change that caused a write
+rides in its headers. So `KvBucket` speaks the KV protocol directly — a bucket is the stream
+`KV_<bucket>`, a key is the subject `$KV.<bucket>.<key>`, a delete is a message with header
+`KV-Operation: DEL` — and `TypedKv` adds the catalogue's codec: values in and out are models,
+a value that cannot be decoded is logged with its key, counted and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from opentelemetry.context import Context
+from prometheus_client import CollectorRegistry, Counter
+
+from weir import telemetry
+from weir.catalog import Bucket
+from weir.codec import Codec, CodecError
+
+T = TypeVar("T")
+log = logging.getLogger("weir.bus")
+
+KV_OPERATION = "KV-Operation"
+EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+_DELETE_OPS = frozenset({"DEL", "PURGE"})
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    on_change: Callable[[bool, str], None] = lambda ok, why: None,
+    max_backoff: float = 10.0,
+) -> NATS:
+    """Connect to NATS, retrying the first connection with backoff until it succeeds.
+
+    After the first connection nats-py reconnects by itself, forever. `on_change(connected,
+    detail)` reports every transition so the health server can say whether the service is
+    connected.
+    """
+
+    async def disconnected() -> None:
+        on_change(False, "disconnected from NATS; reconnecting")
+        log.warning("disconnected from NATS", extra={"nats_url": url})
+
+    async def reconnected() -> None:
+        on_change(True, f"connected to {url}")
+        log.info("reconnected to NATS", extra={"nats_url": url})
+
+    async def error(e: Exception) -> None:
+        log.warning("NATS error: %s", e, extra={"nats_url": url})
+
+    delay = 0.2
+    while True:
+        try:
+            nc = await nats.connect(
+                servers=url.split(","),
+                name=name,
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as e:
+            on_change(False, f"cannot reach NATS at {url}: {e}")
+            log.warning("cannot reach NATS, retrying in %.1fs: %s", delay, e)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, max_backoff)
+            continue
+        on_change(True, f"connected to {url}")
+        log.info("connected to NATS", extra={"nats_url": url})
+        return nc
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    """One revision of one key. `value` is None when the key was deleted or purged."""
+
+    key: str
+    value: bytes | None
+    revision: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
+
+
+class CaughtUp:
+    """Watch marker: every value that existed when the watch started has been delivered."""
+
+    def __repr__(self) -> str:
+        return "CAUGHT_UP"
+
+
+CAUGHT_UP = CaughtUp()
+
+
+class RevisionMismatch(Exception):
+    """A compare-and-set write lost: the key is not at the revision the writer expected."""
+
+
+class KvBucket:
+    """Raw access to one JetStream KV bucket: bytes in, bytes out, headers both ways."""
+
+    def __init__(self, js: JetStreamContext, name: str) -> None:
+        self.name = name
+        self._js = js
+        self._stream = f"KV_{name}"
+        self._prefix = f"$KV.{name}."
+
+    @classmethod
+    async def ensure(
+        cls,
+        js: JetStreamContext,
+        name: str,
+        *,
+        history: int = 1,
+        replicas: int = 1,
+        description: str = "",
+    ) -> KvBucket:
+        """Bind to the bucket, creating it first if it does not exist (idempotent)."""
+        try:
+            await js.key_value(name)
+        except nats.js.errors.BucketNotFoundError:
+            try:
+                await js.create_key_value(
+                    bucket=name, history=history, replicas=replicas, description=description
+                )
+            except nats.js.errors.BadRequestError:
+                await js.key_value(name)  # another replica created it first
+        return cls(js, name)
+
+    def subject(self, key: str) -> str:
+        return self._prefix + key
+
+    async def put(self, key: str, value: bytes, headers: Mapping[str, str] | None = None) -> int:
+        ack = await self._js.publish(self.subject(key), value, headers=dict(headers or {}))
+        return int(ack.seq)
+
+    async def put_async(
+        self, key: str, value: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> asyncio.Future[api.PubAck]:
+        """Send a put (or, with value None, a delete) without waiting for the server's ack.
+
+        Writes on one connection reach the stream in the order they were sent, so a writer can
+        pipeline many and await the acks afterwards.
+        """
+        hdrs = dict(headers or {})
+        if value is None:
+            hdrs[KV_OPERATION] = "DEL"
+        return await self._js.publish_async(self.subject(key), value or b"", headers=hdrs)
+
+    async def update(
+        self, key: str, value: bytes, *, last: int, headers: Mapping[str, str] | None = None
+    ) -> int:
+        """Compare-and-set: write only if the key's latest revision is `last` (0: absent)."""
+        hdrs = dict(headers or {})
+        hdrs[EXPECTED_LAST_SUBJECT_SEQ] = str(last)
+        try:
+            ack = await self._js.publish(self.subject(key), value, headers=hdrs)
+        except nats.js.errors.APIError as e:
+            if e.err_code == 10071:  # JSStreamWrongLastSequence
+                raise RevisionMismatch(f"{self.name}/{key}: not at revision {last}") from None
+            raise
+        return int(ack.seq)
+
+    async def create(self, key: str, value: bytes, headers: Mapping[str, str] | None = None) -> int:
+        """Write only if the key has no live value (absent, or deleted)."""
+        try:
+            return await self.update(key, value, last=0, headers=headers)
+        except RevisionMismatch:
+            current = await self.get(key, include_deleted=True)
+            if current is None or not current.deleted:
+                raise
+            return await self.update(key, value, last=current.revision, headers=headers)
+
+    async def delete(self, key: str, headers: Mapping[str, str] | None = None) -> int:
+        hdrs = dict(headers or {})
+        hdrs[KV_OPERATION] = "DEL"
+        ack = await self._js.publish(self.subject(key), b"", headers=hdrs)
+        return int(ack.seq)
+
+    async def get(self, key: str, *, include_deleted: bool = False) -> KvEntry | None:
+        try:
+            raw = await self._js.get_msg(self._stream, subject=self.subject(key))
+        except nats.js.errors.NotFoundError:
+            return None
+        headers = dict(raw.headers or {})
+        deleted = headers.get(KV_OPERATION) in _DELETE_OPS
+        if deleted and not include_deleted:
+            return None
+        return KvEntry(
+            key=key,
+            value=None if deleted else (raw.data or b""),
+            revision=int(raw.seq or 0),
+            headers=headers,
+        )
+
+    async def watch(self, pattern: str = ">") -> AsyncGenerator[KvEntry | CaughtUp, None]:
+        """The latest value of every matching key, then `CAUGHT_UP`, then every later change.
+
+        Deleted keys are not replayed before `CAUGHT_UP` (a fresh reader has nothing to delete);
+        deletions after it arrive as entries with `value=None`.
+        """
+        queue: asyncio.Queue[KvEntry | CaughtUp] = asyncio.Queue(maxsize=4096)
+        caught_up = False
+
+        async def on_msg(msg: Msg) -> None:
+            nonlocal caught_up
+            meta = msg.metadata
+            headers = dict(msg.headers or {})
+            deleted = headers.get(KV_OPERATION) in _DELETE_OPS
+            if not (deleted and not caught_up):
+                await queue.put(
+                    KvEntry(
+                        key=msg.subject[len(self._prefix) :],
+                        value=None if deleted else msg.data,
+                        revision=meta.sequence.stream,
+                        headers=headers,
+                    )
+                )
+            if not caught_up and meta.num_pending == 0:
+                caught_up = True
+                await queue.put(CAUGHT_UP)
+
+        sub = await self._js.subscribe(
+            self.subject(pattern),
+            stream=self._stream,
+            cb=on_msg,
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=300,
+        )
+        try:
+            info = await sub.consumer_info()
+            delivered = info.delivered.stream_seq if info.delivered else 0
+            if info.num_pending == 0 and delivered == 0 and not caught_up:
+                caught_up = True
+                await queue.put(CAUGHT_UP)
+            while True:
+                yield await queue.get()
+        finally:
+            # A closed connection raises here; the server drops the consumer by itself then.
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def snapshot(self, pattern: str = ">") -> dict[str, KvEntry]:
+        """The current value of every matching key (a watch, stopped once caught up)."""
+        out: dict[str, KvEntry] = {}
+        watch = self.watch(pattern)
+        try:
+            async for item in watch:
+                if isinstance(item, CaughtUp):
+                    return out
+                out[item.key] = item
+        finally:
+            await watch.aclose()
+        return out
+
+
+class BusMetrics:
+    """Counters every service keeps about the bus, registered in the service's own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.decode_errors = Counter(
+            "weir_bus_decode_errors",
+            "Messages or KV values that could not be decoded, by source and reason",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.kv_writes = Counter(
+            "weir_kv_writes",
+            "KV writes sent, by bucket and operation",
+            ["bucket", "op"],
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Update(Generic[T]):
+    """A decoded change of one key: `value` None means deleted. `context` is its trace."""
+
+    key: str
+    value: T | None
+    revision: int
+    context: Context
+
+
+class TypedKv(Generic[T]):
+    """A catalogue bucket: models in, models out, trace context on every write."""
+
+    def __init__(self, raw: KvBucket, spec: Bucket[T], metrics: BusMetrics) -> None:
+        self.raw = raw
+        self.spec = spec
+        self.codec = Codec(spec.schema)
+        self._metrics = metrics
+
+    def encode(self, value: T) -> bytes:
+        return self.codec.encode(value)
+
+    def decode(self, key: str, data: bytes) -> T | None:
+        """The model in `data`, or None (logged and counted) when it cannot be read."""
+        try:
+            return self.codec.decode(data)
+        except CodecError as e:
+            self._metrics.decode_errors.labels(self.spec.name, e.reason).inc()
+            log.error(
+                "skipping undecodable value in %s key %s: %s",
+                self.spec.name,
+                key,
+                e,
+                extra={"bucket": self.spec.name, "key": key, "reason": e.reason},
+            )
+            return None
+
+    @staticmethod
+    def trace_headers(context: Context | None = None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        telemetry.inject(headers, context)
+        return headers
+
+    async def put(self, key: str, value: T, context: Context | None = None) -> int:
+        self._metrics.kv_writes.labels(self.spec.name, "put").inc()
+        return await self.raw.put(key, self.encode(value), self.trace_headers(context))
+
+    async def delete(self, key: str, context: Context | None = None) -> int:
+        self._metrics.kv_writes.labels(self.spec.name, "delete").inc()
+        return await self.raw.delete(key, self.trace_headers(context))
+
+    async def get(self, key: str) -> T | None:
+        entry = await self.raw.get(key)
+        if entry is None or entry.value is None:
+            return None
+        return self.decode(key, entry.value)
+
+    async def watch(self, pattern: str = ">") -> AsyncGenerator[Update[T] | CaughtUp, None]:
+        """Like KvBucket.watch, decoded. Undecodable values are skipped (logged, counted)."""
+        watch = self.raw.watch(pattern)
+        try:
+            async for item in watch:
+                if isinstance(item, CaughtUp):
+                    yield item
+                    continue
+                ctx = telemetry.extract(item.headers)
+                if item.value is None:
+                    yield Update(item.key, None, item.revision, ctx)
+                    continue
+                value = self.decode(item.key, item.value)
+                if value is not None:
+                    yield Update(item.key, value, item.revision, ctx)
+        finally:
+            await watch.aclose()
+
+
+async def open_bucket(
+    js: JetStreamContext, spec: Bucket[T], metrics: BusMetrics, *, replicas: int = 1
+) -> TypedKv[T]:
+    raw = await KvBucket.ensure(
+        js, spec.name, history=spec.history, replicas=replicas, description=spec.description
+    )
+    return TypedKv(raw, spec, metrics)

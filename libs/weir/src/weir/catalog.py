@@ -1,0 +1,93 @@
+"""Every KV bucket and subject Weir uses, with its message schema: the one place that names them.
+
+Desired state lives in JetStream KV buckets, one key per object; a writer always puts the full
+value (never a delta), so a reader that starts late converges from a replay alone. Events that
+are not state go on plain subjects. Key layouts are defined here too, so no other module spells
+a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from weir.codec import Schema
+from weir.models import (
+    EndpointSlice,
+    K8sObject,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Pod,
+    Service,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bucket(Generic[T]):
+    """A JetStream KV bucket. `history` is how many revisions per key the server keeps."""
+
+    name: str
+    schema: Schema[T]
+    description: str
+    history: int = 1
+
+
+@dataclass(frozen=True)
+class Subject(Generic[T]):
+    """A plain subject (or subject family: `pattern` may hold `{node}`-style placeholders)."""
+
+    pattern: str
+    schema: Schema[T]
+    description: str
+
+
+# --- weir-k8s: the Kubernetes API's objects, normalized (written only by k8s-watcher) -------------
+
+K8S_SCHEMA: Schema[K8sObject] = Schema(
+    name="k8s-object",
+    version=1,
+    types=(Namespace, Pod, Service, Node, EndpointSlice, NetworkPolicy),
+)
+
+K8S = Bucket[K8sObject](
+    name="weir-k8s",
+    schema=K8S_SCHEMA,
+    description=(
+        "Desired state from the Kubernetes API, one key per object: "
+        "<kind>.<namespace>.<name> for namespaced kinds, <kind>.<name> for cluster-scoped ones"
+    ),
+)
+
+# Key prefix per kind; also the order in which a fresh consumer should apply them
+# (namespaces and nodes before what lives in them).
+K8S_KIND_PREFIX: dict[type[K8sObject], str] = {
+    Namespace: "namespace",
+    Node: "node",
+    Pod: "pod",
+    Service: "service",
+    EndpointSlice: "endpointslice",
+    NetworkPolicy: "networkpolicy",
+}
+_CLUSTER_SCOPED = frozenset({"namespace", "node"})
+
+
+def k8s_key(prefix: str, namespace: str, name: str) -> str:
+    """The weir-k8s key of an object. Names are DNS names, so they are valid KV key tokens."""
+    if prefix in _CLUSTER_SCOPED:
+        return f"{prefix}.{name}"
+    return f"{prefix}.{namespace}.{name}"
+
+
+def k8s_key_of(obj: K8sObject) -> str:
+    return k8s_key(K8S_KIND_PREFIX[type(obj)], obj.meta.namespace, obj.meta.name)
+
+
+BUCKETS: tuple[Bucket[Any], ...] = (K8S,)
+SUBJECTS: tuple[Subject[Any], ...] = ()
+
+
+def bucket_named(name: str) -> Bucket[Any] | None:
+    return next((b for b in BUCKETS if b.name == name), None)
