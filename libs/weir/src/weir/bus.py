@@ -331,6 +331,10 @@ class TypedKv(Generic[T]):
             )
             return None
 
+    def count_write(self, op: str) -> None:
+        """Count a write sent through `raw` directly (pipelined writers bypass put/delete)."""
+        self._metrics.kv_writes.labels(self.spec.name, op).inc()
+
     @staticmethod
     def trace_headers(context: Context | None = None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -338,11 +342,11 @@ class TypedKv(Generic[T]):
         return headers
 
     async def put(self, key: str, value: T, context: Context | None = None) -> int:
-        self._metrics.kv_writes.labels(self.spec.name, "put").inc()
+        self.count_write("put")
         return await self.raw.put(key, self.encode(value), self.trace_headers(context))
 
     async def delete(self, key: str, context: Context | None = None) -> int:
-        self._metrics.kv_writes.labels(self.spec.name, "delete").inc()
+        self.count_write("delete")
         return await self.raw.delete(key, self.trace_headers(context))
 
     async def get(self, key: str) -> T | None:

@@ -177,7 +177,7 @@ def render(loaded: Loaded[Any], prog: str) -> str:
         value = getattr(loaded.config, f.name)
         if isinstance(value, tuple):
             value = list(value)
-        dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000).strip()
-        dumped = dumped.removeprefix("{").removesuffix("}")
-        lines.append(f"{dumped}  # {loaded.sources[f.name]}")
+        dumped = yaml.safe_dump(value, default_flow_style=True, width=1000)
+        dumped = dumped.removesuffix("...\n").strip()
+        lines.append(f"{f.name}: {dumped}  # {loaded.sources[f.name]}")
     return "\n".join(lines) + "\n"

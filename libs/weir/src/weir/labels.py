@@ -70,13 +70,15 @@ class LabelSelector:
 def selector_from_k8s(raw: Mapping[str, object] | None) -> LabelSelector:
     """The structured selector of a Kubernetes object (`{matchLabels, matchExpressions}`).
 
-    The input must already be valid (the API server validated it); absent parts are empty.
+    Absent parts are empty; a selector of the wrong shape or with an unknown operator raises
+    ValueError (the API server validates selectors, so this only guards against bad input).
     """
     if not raw:
         return LabelSelector()
     labels = raw.get("matchLabels") or {}
     exprs = raw.get("matchExpressions") or []
-    assert isinstance(labels, Mapping) and isinstance(exprs, list)
+    if not isinstance(labels, Mapping) or not isinstance(exprs, list):
+        raise ValueError("a label selector needs a matchLabels map and a matchExpressions list")
     return LabelSelector(
         match_labels={str(k): str(v) for k, v in labels.items()},
         match_expressions=tuple(
