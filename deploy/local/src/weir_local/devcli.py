@@ -1,0 +1,254 @@
+"""`weir dev`: the local cluster — up, down, status.
+
+`weir dev up` runs NATS with JetStream, the local Kubernetes API server and every Weir service
+on this machine, waits until each is ready, writes a kubeconfig, and stays in the foreground
+until Ctrl-C (or, with `--detach`, leaves a supervisor running and returns). `weir dev down`
+removes everything it made. State lives in `$WEIR_STATE_DIR`, default `.weir/dev` under the
+repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from weir.cli import context
+
+from weir_local.cluster.plan import Plan, Ports, health_port_names
+from weir_local.cluster.state import StateFile, pid_alive, sweep
+from weir_local.cluster.supervisor import StartError, Supervisor
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def register(commands: Any) -> None:
+    dev = commands.add_parser("dev", help="the local cluster (NATS, API server, services)")
+    sub = dev.add_subparsers(dest="dev_command", metavar="SUBCOMMAND", required=True)
+
+    up = sub.add_parser("up", help="start a local cluster and wait until it is ready")
+    up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    up.add_argument(
+        "--detach", action="store_true", help="return once ready and leave the cluster running"
+    )
+    up.add_argument("--nats-port", type=int, default=4222, help="NATS port (0: any free one)")
+    up.add_argument("--api-port", type=int, default=6443, help="API server port (0: any free one)")
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the local cluster and remove all it made")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="show each component and whether it is ready")
+    status.set_defaults(func=cmd_status)
+
+
+def _port(requested: int, what: str) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", requested))
+        except OSError:
+            raise SystemExit(
+                f"weir dev up: port {requested} for {what} is in use; "
+                f"pass --{what}-port 0 for any free port"
+            ) from None
+        return int(s.getsockname()[1])
+
+
+def _plan(args: argparse.Namespace, state_dir: Path) -> Plan:
+    if args.nodes < 1:
+        raise SystemExit("weir dev up: --nodes must be at least 1")
+    nodes = tuple(f"node-{i}" for i in range(1, args.nodes + 1))
+    return Plan(
+        state_dir=state_dir,
+        bin_dir=BIN_DIR,
+        nodes=nodes,
+        ports=Ports(
+            nats=_port(args.nats_port, "nats"),
+            api=_port(args.api_port, "api"),
+            health={name: _port(0, "health") for name in health_port_names(nodes)},
+        ),
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    state_dir = context.state_dir()
+    files = StateFile(state_dir)
+    if args.supervise:  # the detached supervisor, started by _detach below
+        return _run(_plan(args, state_dir), args.timeout, detached=True)
+    existing = files.read()
+    if existing is not None and pid_alive(existing.supervisor_pid):
+        print(
+            f"weir dev up: a local cluster is already running (state in {state_dir}); "
+            "`weir dev down` stops it",
+            file=sys.stderr,
+        )
+        return 1
+    sweep(state_dir)  # leftovers of a cluster that did not shut down cleanly
+    plan = _plan(args, state_dir)
+    if args.detach:
+        return _detach(args, plan)
+    return _run(plan, args.timeout, detached=False)
+
+
+def _detach(args: argparse.Namespace, plan: Plan) -> int:
+    plan.state_dir.mkdir(parents=True, exist_ok=True)
+    log = plan.state_dir / "supervisor.log"
+    argv = [
+        str(BIN_DIR / "weir"),
+        "dev",
+        "up",
+        "--supervise",
+        "--nodes",
+        str(args.nodes),
+        "--nats-port",
+        str(plan.ports.nats),
+        "--api-port",
+        str(plan.ports.api),
+        "--timeout",
+        str(args.timeout),
+    ]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    files = StateFile(plan.state_dir)
+    deadline = time.monotonic() + args.timeout + 30
+    while time.monotonic() < deadline:
+        state = files.read()
+        if state is not None and state.supervisor_pid == proc.pid:
+            if state.ready:
+                print(_summary(state, detached=True))
+                return 0
+            if state.error:
+                print(f"weir dev up: {state.error}", file=sys.stderr)
+                return 1
+        if proc.poll() is not None:
+            print(
+                f"weir dev up: the supervisor exited with code {proc.returncode}; see {log}",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.2)
+    print(f"weir dev up: not ready after {args.timeout:.0f}s; see {log}", file=sys.stderr)
+    return 1
+
+
+def _run(plan: Plan, timeout: float, *, detached: bool) -> int:
+    def event(msg: str) -> None:
+        print(f"  {msg}", flush=True)
+
+    supervisor = Supervisor(plan, ready_timeout=timeout, on_event=event)
+    return asyncio.run(_supervise(supervisor, detached=detached))
+
+
+async def _supervise(sup: Supervisor, *, detached: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    keep_state = False
+    print(f"Starting the Weir local cluster (state: {sup.plan.state_dir})", flush=True)
+    work = asyncio.ensure_future(sup.start())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()  # raises StartError
+            print(_summary(sup.state, detached=detached), flush=True)
+            work = asyncio.ensure_future(sup.watch())
+            await stop.wait()
+        print("Stopping the Weir local cluster", flush=True)
+    except StartError as e:
+        sup.state.error = str(e)
+        sup.state_file.write(sup.state)
+        print(f"weir dev up: {e}", file=sys.stderr)
+        print(f"Logs kept in {sup.logs}; `weir dev down` removes them.", file=sys.stderr)
+        code, keep_state = 1, True
+    finally:
+        for task in (work, stopper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await sup.stop()
+        if not keep_state:
+            sweep(sup.plan.state_dir)
+    return code
+
+
+def _summary(state: Any, *, detached: bool) -> str:
+    width = max(len(n) for n in state.components) + 2
+    lines = [
+        "",
+        "Weir local cluster is ready.",
+        f"  {'NATS':<{width}}{state.nats_url}",
+        f"  {'API server':<{width}}{state.api_url}",
+    ]
+    for name, comp in state.components.items():
+        if name not in ("nats", "apiserver"):
+            lines.append(f"  {name:<{width}}{comp.probe}")
+    root = context.repo_root()
+    lines += [
+        "",
+        "Use it with kubectl:",
+        f"  export KUBECONFIG={state.kubeconfig}",
+        f"  {root / '.weir/bin/kubectl'} get namespaces",
+        "See what the dataplane sees:",
+        f"  {BIN_DIR / 'weir'} kv ls weir-k8s",
+        "",
+        "Stop it with `weir dev down`" + ("." if detached else ", or Ctrl-C here."),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state_dir = context.state_dir()
+    done = sweep(state_dir)
+    for line in done:
+        print(line)
+    if not done:
+        print(f"no local cluster in {state_dir}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = StateFile(context.state_dir()).read()
+    if state is None or not pid_alive(state.supervisor_pid):
+        print("no local cluster is running")
+        return 1
+    results = asyncio.run(_probe_all(state))
+    width = max(len(n) for n in results) + 2
+    for name, (ok, detail) in results.items():
+        print(f"{name:<{width}}{'ready' if ok else 'NOT READY':<11}{detail}")
+    return 0 if all(ok for ok, _ in results.values()) else 1
+
+
+async def _probe_all(state: Any) -> dict[str, tuple[bool, str]]:
+    out: dict[str, tuple[bool, str]] = {}
+    async with aiohttp.ClientSession() as http:
+        for name, comp in state.components.items():
+            if not pid_alive(comp.pid, comp.argv0):
+                out[name] = (False, "not running")
+            elif comp.probe.startswith("http"):
+                try:
+                    async with http.get(comp.probe, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        out[name] = (r.status == 200, f"pid {comp.pid}  {comp.probe}")
+                except (aiohttp.ClientError, TimeoutError) as e:
+                    out[name] = (False, f"{comp.probe}: {e}")
+            else:
+                out[name] = (True, f"pid {comp.pid}  {comp.probe}")
+    return out
