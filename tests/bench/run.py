@@ -1,0 +1,35 @@
+"""`make bench`: run every benchmark, print its figures, keep them under .weir/bench/.
+
+Benchmarks measure; they never assert. Targets are stated in each result for the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tests.bench import k8s_watcher_latency
+
+BENCHMARKS = {
+    "k8s_watcher_latency": k8s_watcher_latency.main,
+}
+OUT = Path(__file__).resolve().parents[2] / ".weir" / "bench"
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    only = set(sys.argv[1:])
+    for name, bench in BENCHMARKS.items():
+        if only and name not in only:
+            continue
+        print(f"== {name}", flush=True)
+        result = bench([])
+        result["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
