@@ -31,9 +31,16 @@ class PatchError(Exception):
 
 
 def json_merge_patch(original: Any, patch: Any) -> Any:
-    """RFC 7386 (application/merge-patch+json). Returns a new value; inputs are not changed."""
+    """RFC 7386 (application/merge-patch+json). Returns a new value; inputs are not changed.
+
+    As kube's engine (evanphx/json-patch) applies it: a null or scalar patch is rejected
+    ("Invalid JSON Patch", 400), an array patch is the result, and nulls are pruned from
+    values set where the target had no object to merge into (inside their lists too).
+    """
+    if isinstance(patch, list):
+        return _pruned(patch)
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        raise PatchError("Invalid JSON Patch", 400)
     target = copy.deepcopy(original) if isinstance(original, dict) else {}
     return _merge_patch_into(target, patch)
 
@@ -41,15 +48,25 @@ def json_merge_patch(original: Any, patch: Any) -> Any:
 def _merge_patch_into(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """Merge `patch` into `target`, which the caller owns."""
     for key, value in patch.items():
+        current = target.get(key)
         if value is None:
             target.pop(key, None)
-        elif isinstance(value, dict):
-            current = target.get(key)
-            base = current if isinstance(current, dict) else {}
-            target[key] = _merge_patch_into(base, value)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            target[key] = _merge_patch_into(current, value)
+        elif isinstance(current, dict):
+            target[key] = copy.deepcopy(value)  # kube takes it as it stands here
         else:
-            target[key] = copy.deepcopy(value)
+            target[key] = _pruned(value)
     return target
+
+
+def _pruned(value: Any) -> Any:
+    """A copy without null object members, at any depth (list elements that are null stay)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(item) for item in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,14 +211,11 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: str) -> 
     """Merge `patch` into `original`; both are owned (deep copies) and may be changed."""
     if _PATCH in patch:
         directive = patch[_PATCH]
-        if directive not in (_MERGE, _REPLACE, _DELETE):
+        # "merge" is a struct-tag strategy only; kube rejects it as a directive.
+        if directive not in (_REPLACE, _DELETE):
             raise PatchError(f"unknown patch type: {_go(directive)} in map: {_go(patch)}", 400)
         del patch[_PATCH]
-        if directive == _DELETE:
-            return {}
-        if directive == _REPLACE:
-            return _merge_map({}, patch, schema)
-        # kube only knows "merge" from struct tags; in a patch it is the default anyway.
+        return _decoded(patch) if directive == _REPLACE else {}
     fields = _SCHEMAS.get(schema, {})
     _apply_retain_keys(original, patch)
     _apply_element_orders(original, patch, fields)
@@ -227,25 +241,52 @@ def _merge_field(original: dict[str, Any], key: str, value: Any, meta: FieldMeta
         original[key] = _merge_map(current, value, meta.schema)
     elif isinstance(value, list) and isinstance(current, list):
         original[key] = _merge_list(current, value, meta)
+    elif isinstance(value, dict) and isinstance(current, dict):
+        original[key] = _decoded(value)  # patchStrategy:"replace"
     else:
-        # New key, a scalar, a changed type or a replace-strategy map: the patch value
-        # wins, with its own directives and nulls resolved.
-        fresh = _fresh(value, meta)
+        # A new key, a scalar or a changed type: the patch value as it stands.
+        fresh = _without_directives(value)
         if fresh is _Omit.OMIT:
             original.pop(key, None)
         else:
             original[key] = fresh
 
 
-def _fresh(value: Any, meta: FieldMeta) -> Any:
-    """A patch value taken where there is nothing to merge into."""
+def _without_directives(value: Any) -> Any:
+    """A patch value taken where there is nothing to merge into, as kube takes it: nulls
+    dropped, any map carrying `$patch` dropped whole (Go: removeDirectives), other directive
+    keys dropped as decoding into the typed object drops them. No merging, no reordering."""
     if isinstance(value, dict):
-        if value.get(_PATCH) == _DELETE:
+        if _PATCH in value:
             return _Omit.OMIT
-        return _merge_map({}, value, meta.schema)
+        kept = {k: _without_directives(v) for k, v in value.items() if _is_data(k, v)}
+        return {k: v for k, v in kept.items() if v is not _Omit.OMIT}
     if isinstance(value, list):
-        return _merge_list([], value, meta)
+        items = [_without_directives(item) for item in value]
+        return [item for item in items if item is not _Omit.OMIT]
     return value
+
+
+def _decoded(value: Any) -> Any:
+    """A patch value kube stores as it stands (replaced maps and lists, appended list
+    elements), as decoding into the typed object leaves it: directive keys and nulls gone."""
+    if isinstance(value, dict):
+        return {k: _decoded(v) for k, v in value.items() if _is_data(k, v)}
+    if isinstance(value, list):
+        return _decoded_items(value)
+    return value
+
+
+def _decoded_items(items: list[Any]) -> list[Any]:
+    return [_decoded(item) for item in items]
+
+
+def _is_data(key: str, value: Any) -> bool:
+    """Whether a patch map entry is data rather than a directive or a null."""
+    directive = key in (_PATCH, _RETAIN_KEYS) or key.startswith(
+        (_SET_ELEMENT_ORDER, _DELETE_FROM_PRIMITIVE_LIST)
+    )
+    return value is not None and not directive
 
 
 def _directive_target(key: str, prefix: str, error: str) -> str:
@@ -288,7 +329,7 @@ def _delete_from_list(original: dict[str, Any], key: str, values: Any) -> None:
 
 def _merge_list(original: list[Any], patch: list[Any], meta: FieldMeta) -> list[Any]:
     if meta.strategy != _MERGE:
-        return _atomic_list(patch, meta)
+        return _decoded_items(patch)  # replaced whole
     if not original and not patch:
         return original
     if _element_category(original, patch) != "map":
@@ -299,15 +340,9 @@ def _merge_list(original: list[Any], patch: list[Any], meta: FieldMeta) -> list[
         raise PatchError("cannot merge lists without merge key for type string", 400)
     original, patch, replaced = _apply_list_directives(original, patch, key)
     if replaced:
-        return [_merge_map({}, item, meta.schema) for item in patch]
+        return _decoded_items(patch)
     merged = _merge_elements(original, patch, key, meta.schema)
     return _normalize_order(merged, patch, original, key)
-
-
-def _atomic_list(patch: list[Any], meta: FieldMeta) -> list[Any]:
-    """A list without a merge strategy is replaced by the patch's, directives resolved."""
-    items = (_fresh(item, meta) if isinstance(item, dict) else item for item in patch)
-    return [item for item in items if item is not _Omit.OMIT]
 
 
 def _element_category(original: list[Any], patch: list[Any]) -> str:
@@ -340,7 +375,9 @@ def _apply_list_directives(
             original = [e for e in original if not (key in e and _same(e[key], item[key]))]
         elif directive == _REPLACE:
             replaced = True
-        elif directive != _MERGE:
+        elif directive == _MERGE:
+            raise PatchError("merging lists cannot yet be specified in the patch", 400)
+        else:
             raise PatchError(f"unknown patch type: {_go(directive)} in map: {_go(item)}", 400)
     return original, plain, replaced
 
@@ -353,7 +390,7 @@ def _merge_elements(original: list[Any], patch: list[Any], key: str, schema: str
             raise _no_merge_key(item, key)
         index = _find(merged, key, item[key])
         if index is None:
-            merged.append(_merge_map({}, item, schema))
+            merged.append(_decoded(item))
         else:
             merged[index] = _merge_map(merged[index], item, schema)
     return merged
@@ -406,8 +443,11 @@ def _apply_element_orders(
             if live is None:
                 continue
             merged = live
+        elif live is None:
+            # kube keeps `{"$patch": "delete"}` elements here; there is nothing to delete.
+            merged = _without_directives(patch.pop(name))
         else:
-            merged = _merge_list(live or [], patch.pop(name), meta)
+            merged = _merge_list(live, patch.pop(name), meta)
         original[name] = _apply_order(merged, order, live or [], meta.merge_key)
 
 
@@ -529,6 +569,11 @@ def _no_merge_key(item: Any, key: str) -> PatchError:
 # --------------------------------------------------------------------------------------------
 # JSON patch (RFC 6902)
 # --------------------------------------------------------------------------------------------
+#
+# kube applies JSON patches with evanphx/json-patch v4, which is laxer than RFC 6902 in ways
+# clients rely on: "replace" of a missing object key adds it, array indices may be negative
+# (counted from the end), a missing "value" is null, and "test" of an absent path against
+# null passes. This follows kube there, and RFC 6902 for the whole-document pointer "".
 
 
 class _Missing(Enum):
@@ -542,7 +587,7 @@ def json_patch(original: Any, operations: Any) -> Any:
     """RFC 6902 (application/json-patch+json). Returns a new value; inputs are not changed.
 
     A document that is not an array of objects is malformed (400); an operation that cannot
-    be applied (unknown op, missing path, out-of-range index, failed test) answers 422, as
+    be applied (unknown op, missing path, bad index, failed test) answers 422, as
     kube-apiserver does.
     """
     if operations is None:
@@ -572,12 +617,23 @@ def _apply_operation(document: Any, operation: Mapping[str, Any]) -> Any:
 
 def _op_add(document: Any, operation: Mapping[str, Any]) -> Any:
     path, tokens = _pointer(operation, "path")
-    return _add(document, path, tokens, _value(operation), "add")
+    value = _value(operation)
+    if not tokens:
+        return value
+    parent = _container(
+        document, tokens, f'add operation does not apply: doc is missing path: "{path}"'
+    )
+    _insert(parent, tokens[-1], value, f"error in add for path: '{path}'")
+    return document
 
 
 def _op_remove(document: Any, operation: Mapping[str, Any]) -> Any:
     path, tokens = _pointer(operation, "path")
-    _remove(document, path, tokens, "remove")
+    missing = f'remove operation does not apply: doc is missing path: "{path}"'
+    if not tokens:
+        raise PatchError(f"{missing}: missing value")
+    parent = _container(document, tokens, missing)
+    _take(parent, tokens[-1], f"error in remove for path: '{path}'")
     return document
 
 
@@ -586,44 +642,73 @@ def _op_replace(document: Any, operation: Mapping[str, Any]) -> Any:
     value = _value(operation)
     if not tokens:
         return value
-    parent = _parent(document, path, tokens, "replace")
+    parent = _container(
+        document, tokens, f"replace operation does not apply: doc is missing path: {path}"
+    )
     last = tokens[-1]
     if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(
-                f"replace operation does not apply: doc is missing key: {path}: missing value"
-            )
-        parent[last] = value
-    else:
-        parent[_list_index(parent, last, path, "replace", append=False)] = value
+        parent[last] = value  # kube adds a missing key rather than failing
+        return document
+    at = _resolve_index(parent, last, insert=False)
+    if at is None:
+        raise PatchError(
+            f"replace operation does not apply: doc is missing key: {path}: missing value"
+        )
+    parent[at] = value
     return document
 
 
 def _op_move(document: Any, operation: Mapping[str, Any]) -> Any:
     source, source_tokens = _pointer(operation, "from")
+    missing = f"move operation does not apply: doc is missing from path: {source}"
+    if not source_tokens:
+        raise PatchError(f"{missing}: missing value")
+    holder = _container(document, source_tokens, missing)
+    value = _take(holder, source_tokens[-1], f"error in move for path: '{source_tokens[-1]}'")
     path, tokens = _pointer(operation, "path")
-    if tokens == source_tokens:
-        _located(document, source, source_tokens, "move")
-        return document
-    if tokens[: len(source_tokens)] == source_tokens:
-        raise PatchError(f"move operation does not apply: {path} is a child of {source}")
-    value = _located(document, source, source_tokens, "move")
-    document = _remove(document, source, source_tokens, "move")
-    return _add(document, path, tokens, value, "move")
+    if not tokens:
+        return value
+    # Moving a value into itself fails here: its old place is gone.
+    parent = _container(
+        document, tokens, f"move operation does not apply: doc is missing destination path: {path}"
+    )
+    _insert(parent, tokens[-1], value, f"error in move for path: '{path}'")
+    return document
 
 
 def _op_copy(document: Any, operation: Mapping[str, Any]) -> Any:
     source, source_tokens = _pointer(operation, "from")
+    missing = f"copy operation does not apply: doc is missing from path: {source}"
+    value = document
+    if source_tokens:
+        holder = _container(document, source_tokens, missing)
+        value = _get(holder, source_tokens[-1], f"error in copy for from: '{source}'")
+        if value is _Missing.MISSING:
+            raise PatchError(f"{missing}: missing value")
     path, tokens = _pointer(operation, "path")
-    value = copy.deepcopy(_located(document, source, source_tokens, "copy"))
-    return _add(document, path, tokens, value, "copy")
+    value = copy.deepcopy(value)
+    if not tokens:
+        return value
+    parent = _container(
+        document, tokens, f"copy operation does not apply: doc is missing destination path: {path}"
+    )
+    _insert(parent, tokens[-1], value, "error while adding value during copy")
+    return document
 
 
 def _op_test(document: Any, operation: Mapping[str, Any]) -> Any:
     path, tokens = _pointer(operation, "path")
-    expected = _value(operation)
-    actual = _lookup(document, tokens)
-    if actual is _Missing.MISSING or not _json_equal(actual, expected):
+    actual = document
+    if tokens:
+        parent = _container(
+            document, tokens, f"test operation does not apply: is missing path: {path}"
+        )
+        actual = _get(parent, tokens[-1], f"error in test for path: '{path}'")
+    if actual is _Missing.MISSING or actual is None:
+        passed = "value" in operation and operation["value"] is None
+    else:
+        passed = "value" in operation and _json_equal(actual, operation["value"])
+    if not passed:
         raise PatchError(f"testing value {path} failed: test failed")
     return document
 
@@ -653,83 +738,81 @@ def _pointer(operation: Mapping[str, Any], field: str) -> tuple[str, list[str]]:
 
 
 def _value(operation: Mapping[str, Any]) -> Any:
-    if "value" not in operation:
-        raise PatchError(f"{operation.get('op')} operation failed to decode value: missing value")
-    return copy.deepcopy(operation["value"])
+    return copy.deepcopy(operation.get("value"))
 
 
-def _add(document: Any, path: str, tokens: list[str], value: Any, op: str) -> Any:
-    if not tokens:
-        return value
-    parent = _parent(document, path, tokens, op)
-    if isinstance(parent, dict):
-        parent[tokens[-1]] = value
-    else:
-        parent.insert(_list_index(parent, tokens[-1], path, op, append=True), value)
-    return document
-
-
-def _remove(document: Any, path: str, tokens: list[str], op: str) -> Any:
-    if not tokens:
-        raise PatchError(f'{op} operation does not apply: doc is missing path: "{path}"')
-    parent = _parent(document, path, tokens, op)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(
-                f"error in {op} for path: '{path}': Unable to remove nonexistent key: {last}: "
-                "missing value"
-            )
-        del parent[last]
-    else:
-        del parent[_list_index(parent, last, path, op, append=False)]
-    return document
-
-
-def _parent(document: Any, path: str, tokens: list[str], op: str) -> Any:
-    """The object or array holding the pointer's last token."""
-    parent = _lookup(document, tokens[:-1])
-    if not isinstance(parent, (dict, list)):
-        raise PatchError(f'{op} operation does not apply: doc is missing path: "{path}"')
-    return parent
-
-
-def _located(document: Any, path: str, tokens: list[str], op: str) -> Any:
-    value = _lookup(document, tokens)
-    if value is _Missing.MISSING:
-        raise PatchError(f"{op} operation does not apply: doc is missing from path: {path}")
-    return value
-
-
-def _lookup(document: Any, tokens: list[str]) -> Any:
+def _container(document: Any, tokens: list[str], missing: str) -> Any:
+    """The object or array that holds the pointer's last token."""
     node = document
-    for token in tokens:
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and (at := _array_index(token)) is not None and at < len(node):
-            node = node[at]
-        else:
-            return _Missing.MISSING
+    for token in tokens[:-1]:
+        node = _child(node, token)
+    if not isinstance(node, (dict, list)):
+        raise PatchError(f"{missing}: missing value")
     return node
 
 
-_ARRAY_INDEX: Final = re.compile(r"0|[1-9][0-9]*")
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(token, _Missing.MISSING)
+    if isinstance(node, list) and (at := _resolve_index(node, token, insert=False)) is not None:
+        return node[at]
+    return _Missing.MISSING
 
 
-def _array_index(token: str) -> int | None:
-    return int(token) if _ARRAY_INDEX.fullmatch(token) else None
+def _get(parent: Any, token: str, context: str) -> Any:
+    if isinstance(parent, dict):
+        return parent.get(token, _Missing.MISSING)
+    at = _resolve_index(parent, token, insert=False)
+    if at is None:
+        raise PatchError(f"{context}: {_index_error(token)}")
+    return parent[at]
 
 
-def _list_index(items: list[Any], token: str, path: str, op: str, *, append: bool) -> int:
-    """An index into `items`; `-` (and len) only where the operation appends."""
-    limit = len(items) if append else len(items) - 1
-    at = len(items) if append and token == "-" else _array_index(token)
-    if at is None or at > limit:
-        raise PatchError(
-            f"error in {op} for path: '{path}': Unable to access invalid index: {token}: "
-            "invalid index referenced"
-        )
-    return at
+def _insert(parent: Any, token: str, value: Any, context: str) -> None:
+    if isinstance(parent, dict):
+        parent[token] = value
+        return
+    at = _resolve_index(parent, token, insert=True)
+    if at is None:
+        error = _index_error(token)
+        if not _GO_INT.fullmatch(token):
+            error = f"value was not a proper array index: '{token}': {error}"
+        raise PatchError(f"{context}: {error}")
+    parent.insert(at, value)
+
+
+def _take(parent: Any, token: str, context: str) -> Any:
+    """Remove and return the value at `token`."""
+    if isinstance(parent, dict):
+        if token not in parent:
+            raise PatchError(f"{context}: Unable to remove nonexistent key: {token}: missing value")
+        return parent.pop(token)
+    at = _resolve_index(parent, token, insert=False)
+    if at is None:
+        raise PatchError(f"{context}: {_index_error(token)}")
+    return parent.pop(at)
+
+
+_GO_INT: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def _resolve_index(items: list[Any], token: str, *, insert: bool) -> int | None:
+    """The array position `token` names, or None. `-` appends; negative counts from the end."""
+    size = len(items) + 1 if insert else len(items)
+    if insert and token == "-":
+        return len(items)
+    if not _GO_INT.fullmatch(token):
+        return None
+    at = int(token)
+    if at < 0:
+        at += size
+    return at if 0 <= at < size else None
+
+
+def _index_error(token: str) -> str:
+    if not _GO_INT.fullmatch(token):
+        return f'strconv.Atoi: parsing "{token}": invalid syntax'
+    return f"Unable to access invalid index: {int(token)}: invalid index referenced"
 
 
 def _json_equal(left: Any, right: Any) -> bool:
