@@ -44,8 +44,8 @@ class Quantity:
         return canonical(self)
 
 
-def parse(text: str | int | float) -> Quantity | None:
-    """The quantity, or None when resource.ParseQuantity would fail."""
+def parse(text: object) -> Quantity | None:
+    """The quantity, or None when resource.ParseQuantity would fail (or it is no scalar)."""
     if isinstance(text, bool):
         return None
     if isinstance(text, int):
@@ -54,6 +54,8 @@ def parse(text: str | int | float) -> Quantity | None:
         if not math.isfinite(text):
             return None
         text = repr(text)
+    if not isinstance(text, str):
+        return None
     m = _QUANTITY_RE.match(text)
     if not m or not (m.group("int") or m.group("frac")):
         return None

@@ -431,8 +431,10 @@ def _default_cluster_ip_fields(spec: dict[str, Any]) -> None:
     for i, ip in enumerate(ips):
         if ip == "None" or not isinstance(ip, str):
             break
-        if i >= len(families):
-            families.append("IPv6" if ":" in ip else "IPv4")
+        family = "IPv6" if ":" in ip else "IPv4"
+        # Only infer from IPs that fit; a bad pair is left for validation to report.
+        if i >= len(families) and family not in families:
+            families.append(family)
     if not families:
         families.append(CLUSTER_IP_FAMILY)
     if headless_selectorless and len(families) < 2 and spec["ipFamilyPolicy"] != "SingleStack":

@@ -224,9 +224,8 @@ def _walk_value(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> No
 def _check_scalar(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> None:
     where = (slot.model, slot.json_key)
     if type_ == "str" and where in QUANTITY_FIELDS:
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            _type_error(value, type_, slot, result)
-        elif quantity.parse(value) is None:
+        # Quantity.UnmarshalJSON parses any non-string JSON text as a number.
+        if quantity.parse(value) is None:
             result.type_errors.append(quantity.QUANTITY_ERROR)
     elif type_ == "str":
         if not isinstance(value, str):
