@@ -444,7 +444,7 @@ def _apply_element_orders(
                 continue
             merged = live
         elif live is None:
-            # kube keeps `{"$patch": "delete"}` elements here; there is nothing to delete.
+            # Nothing to merge into: taken as it stands, like any new value.
             merged = _without_directives(patch.pop(name))
         else:
             merged = _merge_list(live, patch.pop(name), meta)
