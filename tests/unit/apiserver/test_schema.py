@@ -278,6 +278,19 @@ def test_nulls_are_dropped_silently() -> None:
     assert svc == {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
 
 
+def test_null_items_become_zero_values() -> None:
+    pod: Obj = {
+        "metadata": {"labels": {"a": None}, "finalizers": [None]},
+        "spec": {"containers": [None]},
+    }
+    result = prune("Pod", pod)
+    assert (result.unknown_fields, result.type_errors) == ([], [])
+    assert pod == {
+        "metadata": {"labels": {"a": ""}, "finalizers": [""]},
+        "spec": {"containers": [{}]},
+    }
+
+
 TYPE_ERRORS: list[tuple[str, Obj, str]] = [
     (
         "Pod",

@@ -2297,6 +2297,20 @@ def test_external_name_service_may_not_have_cluster_fields() -> None:
     ]
 
 
+def test_external_name_service_with_a_cluster_ip() -> None:
+    svc = {
+        "metadata": {"name": "db", "namespace": "default"},
+        "spec": {"type": "ExternalName", "externalName": "db.example.com", "clusterIP": "10.0.0.1"},
+    }
+    assert create_errors("Service", svc) == [
+        (
+            "spec.clusterIPs",
+            "FieldValueForbidden",
+            "Forbidden: may not be set for ExternalName services",
+        )
+    ]
+
+
 def test_defaulted_fields_are_required_when_missing() -> None:
     svc = ready("Service", service(type="LoadBalancer"))
     for field in (

@@ -413,11 +413,11 @@ def _default_service(svc: dict[str, Any]) -> None:
 
 def _default_cluster_ip_fields(spec: dict[str, Any]) -> None:
     """NormalizeClusterIPs and initIPFamilyFields for a create on a single-stack IPv4 cluster."""
-    if spec.get("type") == "ExternalName":
-        return
     cluster_ip = spec.get("clusterIP")
     if isinstance(cluster_ip, str) and cluster_ip and not spec.get("clusterIPs"):
         spec["clusterIPs"] = [cluster_ip]
+    if spec.get("type") == "ExternalName":
+        return  # no cluster IPs, so no families either
     headless_selectorless = cluster_ip == "None" and not spec.get("selector")
     if spec.get("ipFamilyPolicy") is None:
         spec["ipFamilyPolicy"] = "RequireDualStack" if headless_selectorless else "SingleStack"

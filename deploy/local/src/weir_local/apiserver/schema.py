@@ -195,7 +195,9 @@ def _walk_value(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> No
             _type_error(value, type_, slot, result)
             return
         for i, item in enumerate(value):
-            if item is not None:
+            if item is None:
+                value[i] = _zero(m.group(1))
+            else:
                 item_slot = _Slot(
                     f"{slot.path}[{i}]", slot.go_path, slot.owner, slot.model, slot.json_key
                 )
@@ -206,7 +208,9 @@ def _walk_value(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> No
             _type_error(value, type_, slot, result)
             return
         for k, item in value.items():
-            if item is not None:
+            if item is None:
+                value[k] = _zero(m.group(1))
+            else:
                 item_slot = _Slot(
                     f"{slot.path}[{k}]", slot.go_path, slot.owner, slot.model, slot.json_key
                 )
@@ -219,6 +223,16 @@ def _walk_value(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> No
         _type_error(value, type_, slot, result)
         return
     _walk_struct(value, type_, slot.path, slot.go_path, result)
+
+
+def _zero(type_: str) -> Any:
+    """What a null list item or map value decodes to: the element type's zero value."""
+    zeros: dict[str, Any] = {"str": "", "int": 0, "bool": False}
+    if type_ in zeros:
+        return zeros[type_]
+    if type_ in ("datetime", "object") or _LIST_RE.match(type_) or _DICT_RE.match(type_):
+        return None
+    return {}
 
 
 def _check_scalar(value: Any, type_: str, slot: _Slot, result: DecodeResult) -> None:
