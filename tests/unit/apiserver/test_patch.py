@@ -1934,6 +1934,16 @@ def test_json_patch_errors(operations: Any, message: str, code: int) -> None:
     assert frozen == DOC
 
 
+def test_json_patch_has_kubes_operation_limit() -> None:
+    assert json_patch({"a": 0}, [{"op": "replace", "path": "/a", "value": 1}] * 10000) == {"a": 1}
+    with pytest.raises(PatchError) as caught:
+        json_patch({"a": 0}, [{"op": "test", "path": "/a", "value": 0}] * 10001)
+    assert caught.value.code == 413
+    assert str(caught.value) == (
+        "The allowed maximum operations in a JSON patch is 10000, got 10001"
+    )
+
+
 def test_json_patch_values_are_copied_in() -> None:
     value = {"b": [1]}
     operations = [

@@ -1,10 +1,16 @@
 """The three PATCH flavours: JSON merge patch, strategic merge patch, JSON patch.
 
-`strategic_merge_patch` applies application/strategic-merge-patch+json the way kube-apiserver
-does (k8s.io/apimachinery/pkg/util/strategicpatch, server side: parallel lists merged, unmatched
-nulls dropped). What kube reads from Go struct tags (`patchStrategy`, `patchMergeKey`) lives here
-in `_SCHEMAS`, one entry per struct reachable from the served kinds. Every function works on
-deep copies, so callers' documents are never changed.
+Each follows the engine kube-apiserver uses rather than the bare RFC where the two differ, so a
+patch behaves here as on a real cluster: k8s.io/apimachinery/pkg/util/strategicpatch (server
+side: parallel lists merged, unmatched nulls dropped) and evanphx/json-patch v4. What kube reads
+from Go struct tags (`patchStrategy`, `patchMergeKey`) lives in `_SCHEMAS`, one entry per struct
+reachable from the served kinds. Where kube stores a patch value as it stands, the result is
+what decoding into the typed object would leave (no directive keys, no nulls), because this
+server keeps plain JSON. Every function works on deep copies; inputs are never changed.
+
+Codes: a malformed patch answers 400 and an operation that cannot apply 422, as kube does;
+strategic-merge errors that kube lets through as 500 (a missing merge key, an unknown
+directive, a `$setElementOrder` that contradicts the patch) answer 400 here.
 """
 
 from __future__ import annotations
@@ -84,7 +90,8 @@ class FieldMeta:
 
     `strategy` is "merge" (lists merge by `merge_key`, or as a set when it is ""), "replace"
     (a map is replaced whole) or "" (lists are replaced, maps merged). `schema` names the
-    struct (in `_SCHEMAS`) that the field, or each element of the list, holds.
+    struct (in `_SCHEMAS`) that the field, or each element of the list, holds. `retain_keys`
+    records the tag; applying a patch honours `$retainKeys` wherever it is sent, as kube does.
     """
 
     strategy: str = ""
@@ -580,6 +587,9 @@ class _Missing(Enum):
     MISSING = "missing"
 
 
+_MAX_OPERATIONS: Final = 10000  # kube-apiserver's maxJSONPatchOperations; more answers 413
+
+
 _Handler = Callable[[Any, Mapping[str, Any]], Any]
 
 
@@ -594,6 +604,12 @@ def json_patch(original: Any, operations: Any) -> Any:
         operations = []  # Go decodes JSON null into an empty patch
     if not isinstance(operations, list):
         raise PatchError(_unmarshal_error(operations, "jsonpatch.Patch"), 400)
+    if len(operations) > _MAX_OPERATIONS:
+        raise PatchError(
+            f"The allowed maximum operations in a JSON patch is {_MAX_OPERATIONS}, "
+            f"got {len(operations)}",
+            413,
+        )
     for operation in operations:
         if operation is not None and not isinstance(operation, dict):
             raise PatchError(_unmarshal_error(operation, "jsonpatch.Operation"), 400)
