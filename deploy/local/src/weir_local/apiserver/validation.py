@@ -31,7 +31,8 @@ from .validation_meta import (
     validate_object_meta_update,
 )
 from .validation_networking import validate_network_policy, validate_network_policy_update
-from .validation_pod import validate_pod_create, validate_pod_status_update, validate_pod_update
+from .validation_pod import validate_pod_create
+from .validation_pod_update import validate_pod_status_update, validate_pod_update
 from .validation_service import (
     validate_service,
     validate_service_status_update,
