@@ -908,17 +908,12 @@ def test_identity_fields_are_immutable(field: str) -> None:
     ) in errs
 
 
-def test_update_requires_resource_version() -> None:
+def test_update_without_resource_version_is_unconditional() -> None:
+    # Every served kind allows unconditional updates, so a missing resourceVersion is no error.
     old = ready("Pod", pod())
     new = copy.deepcopy(old)
-    new["metadata"]["resourceVersion"] = ""
-    assert triples(validate_update("Pod", new, old)) == [
-        (
-            "metadata.resourceVersion",
-            "FieldValueInvalid",
-            'Invalid value: "": must be specified for an update',
-        )
-    ]
+    del new["metadata"]["resourceVersion"]
+    assert triples(validate_update("Pod", new, old)) == []
 
 
 def test_no_new_finalizers_while_deleting() -> None:

@@ -327,8 +327,8 @@ def validate_object_meta_update(
                     "finalizers []string{" + ", ".join(f'"{f}"' for f in extra) + "}",
                 )
             )
-    if not as_str(nm.get("resourceVersion")):
-        errs.append(invalid(child(path, "resourceVersion"), "", "must be specified for an update"))
+    # "resourceVersion: must be specified for an update" is left out: every served kind allows
+    # unconditional updates, for which the registry fills it in before validating.
     new_gen, old_gen = as_int(nm.get("generation")) or 0, as_int(om.get("generation")) or 0
     if new_gen < old_gen:
         errs.append(invalid(child(path, "generation"), new_gen, "must not be decremented"))
