@@ -39,6 +39,8 @@ def test_gt_lt_compare_integers_and_never_match_missing_or_non_numeric() -> None
     assert not Requirement(key="n", operator=Operator.LT, values=("4",)).matches(LABELS)
     assert not gt.matches({})
     assert not gt.matches({"n": "five"})
+    assert not gt.matches({"n": "5_0"})  # Kubernetes parses integers strictly
+    assert not gt.matches({"n": " 50"})
 
 
 def test_empty_selector_is_empty() -> None:

@@ -7,6 +7,7 @@ the same type, so there is a single implementation of what "matches" means.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +21,14 @@ class Operator(StrEnum):
     # Only the string form of a selector has these (kubectl get -l 'x>1').
     GT = "Gt"
     LT = "Lt"
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _integer(text: str) -> int | None:
+    """The integer `text` spells, strictly (Python's int() would also take "5_0" or " 5")."""
+    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,12 +49,10 @@ class Requirement:
         if op is Operator.NOT_IN:
             # Kubernetes: NotIn matches objects that lack the key.
             return not present or labels[self.key] not in self.values
-        if not present:
+        if not present or not self.values:
             return False
-        try:
-            have = int(labels[self.key])
-            want = int(self.values[0])
-        except (ValueError, IndexError):
+        have, want = _integer(labels[self.key]), _integer(self.values[0])
+        if have is None or want is None:
             return False
         return have > want if op is Operator.GT else have < want
 
