@@ -166,9 +166,10 @@ class ServiceStrategy(Strategy):
         obj["status"] = {"loadBalancer": {}}
 
     def prepare_update(self, new: Obj, old: Obj) -> None:
-        # Upstream patchAllocatedValues: a write that omits allocated values keeps them.
         nspec = new.setdefault("spec", {})
         ospec = old.get("spec") or {}
+        _drop_type_dependent_fields(nspec, ospec)
+        # Upstream patchAllocatedValues: a write that omits allocated values keeps them.
         if _needs_cluster_ip(ospec) and _needs_cluster_ip(nspec):
             if not nspec.get("clusterIP") and ospec.get("clusterIP"):
                 nspec["clusterIP"] = ospec["clusterIP"]
@@ -305,6 +306,32 @@ class ServiceStrategy(Strategy):
                 self.ports.reserve_existing(port)
         if _needs_health_check(spec) and spec.get("healthCheckNodePort"):
             self.ports.reserve_existing(spec["healthCheckNodePort"])
+
+
+def _drop_type_dependent_fields(nspec: Obj, ospec: Obj) -> None:
+    """Upstream dropTypeDependentFields: a type change drops the values the old type needed,
+    when the client left them as they were."""
+    if _needs_cluster_ip(ospec) and not _needs_cluster_ip(nspec):
+        if nspec.get("clusterIP") == ospec.get("clusterIP") and nspec.get("clusterIP") != "None":
+            nspec.pop("clusterIP", None)
+        if nspec.get("clusterIPs") == ospec.get("clusterIPs"):
+            nspec.pop("clusterIPs", None)
+        if nspec.get("type") == "ExternalName":
+            for k in ("ipFamilies", "ipFamilyPolicy"):
+                if nspec.get(k) == ospec.get(k):
+                    nspec.pop(k, None)
+    if _needs_node_ports(ospec) and not _needs_node_ports(nspec):
+        old_ports = set(_node_ports(ospec))
+        for p in nspec.get("ports") or []:
+            if isinstance(p, dict) and p.get("nodePort") in old_ports:
+                p.pop("nodePort", None)
+    if _needs_health_check(ospec) and not _needs_health_check(nspec):
+        if nspec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
+            nspec.pop("healthCheckNodePort", None)
+    if ospec.get("type") == "LoadBalancer" and nspec.get("type") != "LoadBalancer":
+        for k in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if nspec.get(k) == ospec.get(k):
+                nspec.pop(k, None)
 
 
 def _needs_cluster_ip(spec: Obj) -> bool:

@@ -46,6 +46,7 @@ class EndpointSliceController:
         self._dirty: set[SliceKey] = set()
         self._wake = asyncio.Event()
         self.syncs = 0  # for tests and debugging
+        self._writing = False
         api.store.add_listener(self.on_event)
 
     # ---- event side: cheap, synchronous ------------------------------------------------------
@@ -74,7 +75,8 @@ class EndpointSliceController:
                 for ns, index in self._selectors.items():
                     for name in index:
                         self._mark((ns, name))
-        elif ev.resource == self._slices.key:
+        elif ev.resource == self._slices.key and not self._writing:
+            # Our own writes (made while `_writing`) need no re-check.
             obj = ev.entry.obj
             if is_managed(obj):
                 svc = labels(obj).get(SERVICE_NAME_LABEL)
@@ -127,6 +129,13 @@ class EndpointSliceController:
     def sync(self, namespace: str, name: str) -> None:
         """Make the slices of one Service right (idempotent)."""
         self.syncs += 1
+        self._writing = True
+        try:
+            self._sync(namespace, name)
+        finally:
+            self._writing = False
+
+    def _sync(self, namespace: str, name: str) -> None:
         api, store = self.api, self.api.store
         svc_entry = store.get("services", namespace, name)
         existing = [
