@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from weir_local.apiserver.config import Config
 from weir_local.apiserver.errors import StatusError
 from weir_local.apiserver.operations import ListQuery
@@ -236,7 +235,7 @@ def test_selector_transitions_become_added_and_deleted_for_the_watcher() -> None
     st.api.patch(r, "default", "a", "merge", b'{"metadata":{"labels":{"v":"3"}}}')
     events = w.queue.copy()
     assert [t for t, _, _ in events] == [DELETED, ADDED, MODIFIED]
-    typ, ev, use_old = events[0]
+    _typ, ev, use_old = events[0]
     assert use_old  # the DELETED carries the old content (still matching) at the new RV
     deleted = ev.old_raw_at_event_rv()
     assert b'"app":"web"' in deleted and f'"resourceVersion":"{moved_out_rv}"'.encode() in deleted
@@ -300,7 +299,7 @@ def test_pod_delete_is_immediate_when_unscheduled_or_finished(
             "merge",
             b'{"status":{"phase":"%s"}}' % status.encode(),
             subresource="status",
-        )  # noqa: E501
+        )
     out = st.api.delete(r, "default", "a")
     assert out["kind"] == "Status" and out["status"] == "Success"
     assert out["details"]["kind"] == "pods"
@@ -424,15 +423,15 @@ def test_cluster_ips_and_node_ports_are_allocated_honoured_and_released() -> Non
     with pytest.raises(StatusError) as e:
         st.api.create(
             r, "default", svc("d", type="NodePort", ports=[{"port": 80, "nodePort": taken}])
-        )  # noqa: E501
+        )
     assert (
         f"spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated"
         in e.value.message
-    )  # noqa: E501
+    )
     with pytest.raises(StatusError) as e:
         st.api.create(
             r, "default", svc("d", type="NodePort", ports=[{"port": 80, "nodePort": 31000}])
-        )  # noqa: E501
+        )
     assert "The range of valid ports is 30000-30010" in e.value.message
     st.api.delete(r, "default", "a")
     assert not st.ips.is_allocated(ip) and not st.node_ports.is_allocated(taken)
@@ -445,12 +444,12 @@ def test_load_balancer_local_gets_a_health_check_node_port() -> None:
     r = res(st, "services")
     out = st.api.create(
         r, "default", svc("lb", type="LoadBalancer", externalTrafficPolicy="Local")
-    ).obj  # noqa: E501
+    ).obj
     hc = out["spec"]["healthCheckNodePort"]
     assert st.node_ports.is_allocated(hc)
     changed = st.api.patch(
         r, "default", "lb", "merge", b'{"spec":{"type":"ClusterIP","externalTrafficPolicy":null}}'
-    )  # noqa: E501
+    )
     assert not st.node_ports.is_allocated(hc)
     assert "nodePort" not in changed.obj["spec"]["ports"][0] or not st.node_ports.is_allocated(
         out["spec"]["ports"][0]["nodePort"]

@@ -2,8 +2,9 @@
 
 Write-through: every mutation is written as it happens; the mutations of one event-loop tick
 share one transaction, committed at the end of that tick (group commit). WAL with
-synchronous=NORMAL means no fsync per commit: a power cut may lose the last transactions. The event history is not persisted: after a
-restart, watches from before it get 410 as from a fresh watch cache.
+synchronous=NORMAL means no fsync per commit: a power cut may lose the last transactions.
+The event history is not persisted: after a restart, watches from before it get 410 as from a
+fresh watch cache.
 """
 
 from __future__ import annotations

@@ -325,9 +325,12 @@ def _drop_type_dependent_fields(nspec: Obj, ospec: Obj) -> None:
         for p in nspec.get("ports") or []:
             if isinstance(p, dict) and p.get("nodePort") in old_ports:
                 p.pop("nodePort", None)
-    if _needs_health_check(ospec) and not _needs_health_check(nspec):
-        if nspec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
-            nspec.pop("healthCheckNodePort", None)
+    if (
+        _needs_health_check(ospec)
+        and not _needs_health_check(nspec)
+        and nspec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort")
+    ):
+        nspec.pop("healthCheckNodePort", None)
     if ospec.get("type") == "LoadBalancer" and nspec.get("type") != "LoadBalancer":
         for k in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
             if nspec.get(k) == ospec.get(k):
