@@ -50,7 +50,7 @@ class FieldError:
         elif t is FieldErrorType.TOO_LONG:
             head = "Too long"
         elif t is FieldErrorType.TOO_MANY:
-            head = "Too many"
+            head = "Too many" if self.bad_value is _OMIT else f"Too many: {_render(self.bad_value)}"
         elif t is FieldErrorType.INTERNAL:
             head = "Internal error"
         elif t is FieldErrorType.NOT_FOUND:
@@ -62,8 +62,10 @@ class FieldError:
         elif t is FieldErrorType.TYPE_INVALID:
             head = f"Invalid value: {_render(self.bad_value)}"
         else:
-            head = "Invalid value" if self.bad_value is _OMIT else (
-                f"Invalid value: {_render(self.bad_value)}"
+            head = (
+                "Invalid value"
+                if self.bad_value is _OMIT
+                else (f"Invalid value: {_render(self.bad_value)}")
             )
         return f"{head}: {self.detail}" if self.detail else head
 
@@ -103,6 +105,10 @@ def forbidden(path: str, detail: str) -> FieldError:
     return FieldError(FieldErrorType.FORBIDDEN, path, detail)
 
 
+def field_not_found(path: str, value: Any) -> FieldError:
+    return FieldError(FieldErrorType.NOT_FOUND, path, "", value)
+
+
 def duplicate(path: str, value: Any) -> FieldError:
     return FieldError(FieldErrorType.DUPLICATE, path, "", value)
 
@@ -112,9 +118,7 @@ def too_long(path: str, max_length: int) -> FieldError:
 
 
 def too_many(path: str, actual: int, max_items: int) -> FieldError:
-    return FieldError(
-        FieldErrorType.TOO_MANY, path, f"must have at most {max_items} items", actual
-    )
+    return FieldError(FieldErrorType.TOO_MANY, path, f"must have at most {max_items} items", actual)
 
 
 @dataclass
@@ -179,9 +183,7 @@ def conflict(resource: str, group: str, name: str, why: str) -> StatusError:
 def unprocessable(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
     """422 Invalid: the message kubectl prints as `The Pod "x" is invalid: ...`."""
     qualified = f"{kind}.{group}" if group else kind
-    causes = [
-        {"reason": str(e.type), "message": e.message(), "field": e.field} for e in errors
-    ]
+    causes = [{"reason": str(e.type), "message": e.message(), "field": e.field} for e in errors]
     summary = "; ".join(str(e) for e in errors)
     if len(errors) > 1:
         summary = "[" + ", ".join(str(e) for e in errors) + "]"
@@ -215,4 +217,13 @@ def method_not_allowed(message: str) -> StatusError:
 
 
 def unsupported_media_type(content_type: str) -> StatusError:
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json (got "{content_type}")')  # noqa: E501
+    accepted = (
+        "application/json, application/yaml, application/merge-patch+json, "
+        "application/strategic-merge-patch+json, application/json-patch+json"
+    )
+    return StatusError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f'{accepted} (got "{content_type}")',
+    )
