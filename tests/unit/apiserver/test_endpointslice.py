@@ -17,7 +17,7 @@ from weir_local.apiserver.state import ApiServerState
 
 def service(
     name: str = "web", ports: list[dict[str, Any]] | None = None, **spec: Any
-) -> dict[str, Any]:  # noqa: E501
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -48,7 +48,7 @@ def pod(
         "namespace": "ns",
         "uid": f"uid-{name}",
         "labels": {"app": "web"},
-    }  # noqa: E501
+    }
     if deleting:
         meta["deletionTimestamp"] = "2030-01-01T00:00:00Z"
     return {
@@ -217,7 +217,7 @@ def create_pod(st: ApiServerState, name: str, labels: dict[str, str], ip: str) -
             "containers": [
                 {"name": "c", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}
             ]
-        },  # noqa: E501
+        },
     }
     st.api.create(pods, "ns", body)
     status = {
@@ -226,7 +226,7 @@ def create_pod(st: ApiServerState, name: str, labels: dict[str, str], ip: str) -
             "podIPs": [{"ip": ip}],
             "conditions": [{"type": "Ready", "status": "True"}],
         }
-    }  # noqa: E501
+    }
     import orjson
 
     st.api.patch(pods, "ns", name, "merge", orjson.dumps(status), subresource="status")
@@ -252,7 +252,7 @@ def test_controller_follows_services_and_only_their_pods() -> None:
     # A pod that leaves the selector is removed from the slice.
     st.api.patch(
         st.resources.by_key("pods"), "ns", "a", "merge", b'{"metadata":{"labels":{"app":"x"}}}'
-    )  # noqa: E501
+    )
     assert run_dirty(c) == {("ns", "web")}
     web = [s for s in slices(st) if s["metadata"]["labels"][SERVICE_NAME_LABEL] == "web"]
     assert web[0]["endpoints"] == []
@@ -274,6 +274,6 @@ def test_controller_repairs_a_deleted_managed_slice() -> None:
     (only,) = slices(st)
     st.api.delete(
         st.resources.by_key("endpointslices.discovery.k8s.io"), "ns", only["metadata"]["name"]
-    )  # noqa: E501
+    )
     run_dirty(c)
     assert len(slices(st)) == 1

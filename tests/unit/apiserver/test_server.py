@@ -42,7 +42,7 @@ async def client(app: web.Application) -> AsyncIterator[TestClient[Any, Any]]:
 
 async def create(
     client: TestClient[Any, Any], obj: dict[str, Any], path: str = PODS
-) -> dict[str, Any]:  # noqa: E501
+) -> dict[str, Any]:
     r = await client.post(path, json=obj)
     assert r.status == 201, await r.text()
     body: dict[str, Any] = await r.json()
@@ -179,11 +179,11 @@ async def test_field_validation_dry_run_and_patch_types(client: TestClient[Any, 
         (
             "application/json-patch+json",
             [{"op": "add", "path": "/metadata/labels/j", "value": "1"}],
-        ),  # noqa: E501
+        ),
     ]:
         r = await client.patch(
             f"{PODS}/a", data=orjson.dumps(patch), headers={"Content-Type": ctype}
-        )  # noqa: E501
+        )
         assert r.status == 200, await r.text()
     assert (await (await client.get(f"{PODS}/a")).json())["metadata"]["labels"] == {
         "m": "1", "s": "1", "j": "1",
@@ -196,7 +196,7 @@ async def test_field_validation_dry_run_and_patch_types(client: TestClient[Any, 
 
 async def test_delete_collection_and_graceful_delete_over_http(
     client: TestClient[Any, Any],
-) -> None:  # noqa: E501
+) -> None:
     for i in range(3):
         await create(client, pod(f"p{i}", {"batch": "1" if i < 2 else "2"}))
     r = await client.delete(f"{PODS}?labelSelector=batch%3D1")
@@ -252,7 +252,7 @@ async def test_too_old_watch_is_one_error_event_on_a_200(client: TestClient[Any,
     assert status["code"] == 410 and status["reason"] == "Expired"
     assert status["message"].startswith(
         f"too old resource version: {a['metadata']['resourceVersion']} ("
-    )  # noqa: E501
+    )
 
 
 async def test_bookmarks_while_idle_and_before_timeout(client: TestClient[Any, Any]) -> None:
@@ -260,7 +260,7 @@ async def test_bookmarks_while_idle_and_before_timeout(client: TestClient[Any, A
     rv = a["metadata"]["resourceVersion"]
     r = await client.get(
         f"{PODS}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1"
-    )  # noqa: E501
+    )
     events = await lines(r, 100, timeout=3)
     assert events and all(e["type"] == "BOOKMARK" for e in events)
     assert 2 <= len(events) <= 6  # every 0.3 s of idleness, and one at the end
@@ -273,7 +273,7 @@ async def test_bookmarks_while_idle_and_before_timeout(client: TestClient[Any, A
 
 async def test_send_initial_events_ends_with_an_annotated_bookmark(
     client: TestClient[Any, Any],
-) -> None:  # noqa: E501
+) -> None:
     await create(client, pod("a"))
     await create(client, pod("b"))
     q = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=5"  # noqa: E501
@@ -291,7 +291,7 @@ async def test_selector_watch_sees_objects_enter_and_leave(client: TestClient[An
     rv = a["metadata"]["resourceVersion"]
     r = await client.get(
         f"{PODS}?watch=true&labelSelector=app%3Dweb&resourceVersion={rv}&timeoutSeconds=5"
-    )  # noqa: E501
+    )
     merge = {"Content-Type": "application/merge-patch+json"}
     await client.patch(f"{PODS}/a", data=b'{"metadata":{"labels":{"app":"db"}}}', headers=merge)
     await client.patch(f"{PODS}/a", data=b'{"metadata":{"labels":{"app":"web"}}}', headers=merge)

@@ -40,12 +40,13 @@ def test_human_duration(seconds: float, text: str) -> None:
 
 def test_columns_match_kubectl() -> None:
     assert names("Pod", wide=False) == ["Name", "Ready", "Status", "Restarts", "Age"]
-    assert names("Pod") == names("Pod", wide=False) + [
+    assert names("Pod") == [
+        *names("Pod", wide=False),
         "IP",
         "Node",
         "Nominated Node",
         "Readiness Gates",
-    ]  # noqa: E501
+    ]
     assert names("Service") == [
         "Name",
         "Type",
@@ -54,7 +55,7 @@ def test_columns_match_kubectl() -> None:
         "Port(s)",
         "Age",
         "Selector",
-    ]  # noqa: E501
+    ]
     assert names("Node", wide=False) == ["Name", "Status", "Roles", "Age", "Version"]
     assert names("Node")[5:] == [
         "Internal-IP",
@@ -62,7 +63,7 @@ def test_columns_match_kubectl() -> None:
         "OS-Image",
         "Kernel-Version",
         "Container-Runtime",
-    ]  # noqa: E501
+    ]
     assert names("Namespace") == ["Name", "Status", "Age"]
     assert names("EndpointSlice") == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
     assert names("NetworkPolicy") == ["Name", "Pod-Selector", "Age"]
@@ -118,7 +119,7 @@ def test_service_rows() -> None:
             "ports": [
                 {"port": 80, "nodePort": 30080, "protocol": "TCP"},
                 {"port": 53, "protocol": "UDP"},
-            ],  # noqa: E501
+            ],
             "selector": {"b": "2", "a": "1"},
         },
     }
@@ -128,7 +129,7 @@ def test_service_rows() -> None:
     lb = {
         "metadata": {"name": "lb"},
         "spec": {"type": "LoadBalancer", "clusterIPs": ["10.96.0.11"]},
-    }  # noqa: E501
+    }
     assert tables.service_row(lb, NOW)[3:5] == ["<pending>", "<none>"]
     ext = {"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "externalName": "a.b"}}
     assert tables.service_row(ext, NOW)[2:4] == ["<none>", "a.b"]
@@ -140,7 +141,7 @@ def test_node_namespace_slice_policy_event_rows() -> None:
             "name": "n1",
             "creationTimestamp": CREATED,
             "labels": {"node-role.kubernetes.io/control-plane": ""},
-        },  # noqa: E501
+        },
         "spec": {"unschedulable": True},
         "status": {
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -173,7 +174,7 @@ def test_node_namespace_slice_policy_event_rows() -> None:
                 "matchLabels": {"b": "1"},
                 "matchExpressions": [{"key": "a", "operator": "In", "values": ["y", "x"]}],
             }
-        },  # noqa: E501
+        },
     }
     assert tables.networkpolicy_row(np, NOW) == ["deny", "a in (x,y),b=1", "2m"]
     np["spec"]["podSelector"] = {}
