@@ -526,3 +526,29 @@ def test_store_load_restores_rows_and_counter() -> None:
     assert store.rv == 9 and store.history_start_rv == 9
     got = store.get("pods", "ns", "a")
     assert got is not None and got.rv == 7
+
+
+# ---- controllers that act on time ------------------------------------------------------------
+
+
+async def test_termination_and_event_ttl_controllers_remove_objects_in_time() -> None:
+    import asyncio
+
+    st = ApiServerState(Config(event_ttl=0.3))
+    await st.start()
+    try:
+        pods, events = res(st, "pods"), res(st, "events")
+        st.api.create(pods, "default", pod("slow", nodeName="n1"))
+        st.api.delete(pods, "default", "slow", {"gracePeriodSeconds": 1})
+        st.api.create(
+            events,
+            "default",
+            {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "slow"}},
+        )
+        await asyncio.sleep(0.6)
+        assert st.store.get("events", "default", "e") is None  # TTL passed
+        assert st.store.get("pods", "default", "slow") is not None  # grace not yet
+        await asyncio.sleep(0.7)
+        assert st.store.get("pods", "default", "slow") is None
+    finally:
+        await st.stop()
