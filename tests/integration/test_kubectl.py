@@ -330,3 +330,15 @@ def test_namespace_deletion_removes_its_content(kube: Kube) -> None:
     kube("delete", "ns", ns, "--timeout=20s")
     assert kube.run("get", "ns", ns).returncode == 1
     assert kube("get", "pods,svc,endpointslices", "-n", ns, "-o", "name").strip() == ""
+
+
+def test_generators_that_send_protobuf(kube: Kube) -> None:
+    assert "namespace/gen created" in kube("create", "namespace", "gen")
+    out = kube(
+        "create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30080", "-n", "gen"
+    )
+    assert "service/web created" in out
+    kube("create", "service", "clusterip", "hl", "--clusterip=None", "--tcp=5678:8080", "-n", "gen")
+    svc = {r[0]: r for r in rows(kube("get", "svc", "-n", "gen"))[1:]}
+    assert svc["web"][1] == "NodePort" and svc["web"][4] == "80:30080/TCP"
+    assert svc["hl"][1:3] == ["ClusterIP", "None"]

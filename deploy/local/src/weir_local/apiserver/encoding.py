@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import yaml
 
+from . import protobuf
 from .errors import StatusError, bad_request, unsupported_media_type
 from .tables import INCLUDE_METADATA, INCLUDE_VALUES
 
@@ -21,13 +22,16 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def decode_body(raw: bytes, content_type: str) -> Any:
-    """A JSON or YAML request body (400 when malformed, 415 for other media types)."""
+    """A JSON, YAML or (for kubectl's generators) protobuf request body (400 when malformed,
+    415 for other media types)."""
     ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
     if ctype in ("", JSON, "application/octet-stream", "text/plain"):
         try:
             return orjson.loads(raw) if raw.strip() else None
         except orjson.JSONDecodeError as e:
             raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+    if ctype == protobuf.PROTOBUF:
+        return protobuf.decode(raw)
     if ctype in YAML_TYPES:
         try:
             return yaml.safe_load(raw.decode())
