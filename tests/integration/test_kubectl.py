@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -342,3 +343,62 @@ def test_generators_that_send_protobuf(kube: Kube) -> None:
     svc = {r[0]: r for r in rows(kube("get", "svc", "-n", "gen"))[1:]}
     assert svc["web"][1] == "NodePort" and svc["web"][4] == "80:30080/TCP"
     assert svc["hl"][1:3] == ["ClusterIP", "None"]
+
+
+def start_server(state: Path, url_file: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "weir-local-apiserver"
+    proc = subprocess.Popen(
+        [str(exe), "--state-dir", str(state), "--port", "0", "--url-file", str(url_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not url_file.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no url file"
+        time.sleep(0.05)
+    return proc
+
+
+def test_cli_url_file_sigterm_with_open_watch_and_restart(tmp_path: Path) -> None:
+    state, url_file = tmp_path / "state", tmp_path / "url"
+    proc = start_server(state, url_file)
+    try:
+        url = url_file.read_text().strip()
+        assert url.startswith("http://127.0.0.1:")
+        body = json.dumps({"metadata": {"name": "kept"}}).encode()
+        req = urllib.request.Request(
+            f"{url}/api/v1/namespaces", data=body, method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=5) as r:
+            rv = json.loads(r.read())["metadata"]["resourceVersion"]
+        watch = urllib.request.urlopen(f"{url}/api/v1/namespaces?watch=true", timeout=10)
+        assert json.loads(watch.readline())["type"] == "ADDED"
+        start = time.monotonic()
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - start < 5
+        watch.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    url_file.unlink()
+    proc = start_server(state, url_file)
+    try:
+        url = url_file.read_text().strip()
+        with urllib.request.urlopen(f"{url}/api/v1/namespaces/kept", timeout=5) as r:
+            assert json.loads(r.read())["metadata"]["resourceVersion"] == rv
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_refuses_a_non_loopback_host(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "weir-local-apiserver"
+    result = subprocess.run(
+        [str(exe), "--state-dir", str(tmp_path), "--host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--allow-remote" in result.stderr

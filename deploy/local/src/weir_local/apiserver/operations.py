@@ -153,6 +153,9 @@ class Api:
             if list_rv > store.rv:
                 raise _too_large(list_rv, store.rv)
             entries = store.snapshot(res.key, namespace, list_rv)
+        elif q.resource_version not in ("", "0") and _parse_rv(q.resource_version) > store.rv:
+            # "Not older than" a version the server has not reached (a wiped state dir).
+            raise _too_large(_parse_rv(q.resource_version), store.rv)
         elif q.limit > 0:
             list_rv = store.rv
             entries = store.snapshot(res.key, namespace, list_rv)
