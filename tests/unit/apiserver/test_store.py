@@ -552,3 +552,27 @@ async def test_termination_and_event_ttl_controllers_remove_objects_in_time() ->
         assert st.store.get("pods", "default", "slow") is None
     finally:
         await st.stop()
+
+
+def test_a_new_kind_is_one_declaration() -> None:
+    kind = ResourceInfo(
+        group="weir.dev",
+        version="v1alpha1",
+        kind="BandwidthPolicy",
+        plural="bandwidthpolicies",
+        singular="bandwidthpolicy",
+        namespaced=True,
+        short_names=("bwp",),
+        schema=False,
+    )
+    st = ApiServerState(Config(extra_resources=(kind,)))
+    body = {"apiVersion": "weir.dev/v1alpha1", "kind": "BandwidthPolicy"}
+    made = st.api.create(kind, "default", {**body, "metadata": {"name": "x"}, "spec": {"r": 1}})
+    assert made.obj["spec"] == {"r": 1} and made.obj["metadata"]["generation"] == 1
+    changed = st.api.patch(kind, "default", "x", "merge", b'{"spec":{"r":2}}').obj
+    assert changed["spec"] == {"r": 2} and changed["metadata"]["generation"] == 2
+    with pytest.raises(StatusError) as e:
+        st.api.patch(kind, "default", "x", "strategic", b'{"spec":{"r":3}}')
+    assert e.value.code == 415
+    assert st.resources.lookup("weir.dev", "v1alpha1", "bandwidthpolicies") is kind
+    assert "apis/weir.dev/v1alpha1" in st.openapi.docs

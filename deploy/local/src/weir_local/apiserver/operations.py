@@ -289,9 +289,10 @@ class Api:
         if res.reset_status_on_create:
             obj.pop("status", None)
         strategy.prepare_create(obj)
-        defaults.apply_defaults(res.kind, obj)
+        if res.schema:
+            defaults.apply_defaults(res.kind, obj)
         strategy.after_defaults_create(obj)
-        errs = validation.validate_create(res.kind, obj)
+        errs = validation.validate_create(res.kind, obj) if res.schema else []
         if errs:
             raise unprocessable(res.kind, res.group, meta["name"], errs)
         if self.store.get(res.key, namespace, meta["name"]) is not None:
@@ -363,6 +364,14 @@ class Api:
             if patch_type == "merge":
                 new = patch.json_merge_patch(original, ops)
             elif patch_type == "strategic":
+                if not res.schema:
+                    raise StatusError(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media "
+                        "types include: application/json-patch+json, "
+                        "application/merge-patch+json",
+                    )
                 if not isinstance(ops, dict):
                     raise bad_request("the strategic merge patch is not a JSON object")
                 new = patch.strategic_merge_patch(original, ops, res.kind)
@@ -438,11 +447,15 @@ class Api:
                 else:
                     new.pop("status", None)
             strategy.prepare_update(new, old.obj)
-        defaults.apply_defaults(res.kind, new)
-        if subresource == "status":
-            errs = validation.validate_status_update(res.kind, new, old.obj)
-        else:
-            errs = validation.validate_update(res.kind, new, old.obj)
+        errs: list[FieldError] = []
+        if res.schema:
+            defaults.apply_defaults(res.kind, new)
+            check = (
+                validation.validate_status_update
+                if subresource == "status"
+                else validation.validate_update
+            )
+            errs = check(res.kind, new, old.obj)
         if errs:
             raise unprocessable(res.kind, res.group, name, errs)
         if _spec_changed(new, old.obj):
@@ -706,6 +719,8 @@ class Api:
     def _prune(
         self, res: ResourceInfo, obj: Obj, field_validation: str, *, decode_prefix: bool
     ) -> list[str]:
+        if not res.schema:
+            return []
         result = schema.prune(res.kind, obj)
         prefix = (
             f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '

@@ -55,6 +55,10 @@ class ResourceInfo:
     allow_create_on_update: bool = False
     # Immediate deletions answer with the deleted object instead of a Status (upstream services).
     return_deleted_object: bool = False
+    # Built-in schema: pruning, defaulting, validation and strategic merge patch apply. False
+    # makes a schemaless kind, like a CRD preserving unknown fields (Weir's own kinds can start
+    # so and gain a schema in schema.py/validation.py later).
+    schema: bool = True
 
     @property
     def key(self) -> str:

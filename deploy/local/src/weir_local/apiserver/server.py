@@ -235,8 +235,8 @@ class Routes:
                 f"the server does not allow this method on the requested resource ({method})"
             )
         namespace = t.namespace or ""
-        if t.legacy_watch and method == "GET":
-            return await self._watch(request, t)
+        if method == "GET" and (t.legacy_watch or encoding.flag(q, "watch")) and not t.subresource:
+            return await self._watch(request, t)  # a watch of one object
         if t.subresource == "binding":
             if method != "POST":
                 raise method_not_allowed(
