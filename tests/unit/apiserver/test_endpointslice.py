@@ -277,3 +277,14 @@ def test_controller_repairs_a_deleted_managed_slice() -> None:
     )
     run_dirty(c)
     assert len(slices(st)) == 1
+
+
+def test_deleting_a_service_takes_its_slices_in_the_same_request() -> None:
+    st, c = api_state()
+    body = service()
+    body["metadata"] = {"name": "web"}
+    st.api.create(st.resources.by_key("services"), "ns", body)
+    run_dirty(c)
+    assert len(slices(st)) == 1
+    st.api.delete(st.resources.by_key("services"), "ns", "web")
+    assert slices(st) == []  # garbage-collected through the owner reference, not later

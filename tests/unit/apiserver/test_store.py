@@ -576,3 +576,35 @@ def test_a_new_kind_is_one_declaration() -> None:
     assert e.value.code == 415
     assert st.resources.lookup("weir.dev", "v1alpha1", "bandwidthpolicies") is kind
     assert "apis/weir.dev/v1alpha1" in st.openapi.docs
+
+
+def test_garbage_collection_follows_owner_references(tmp_path: Path) -> None:
+    st = make(tmp_path)
+    svcs, pods = res(st, "services"), res(st, "pods")
+    owner = st.api.create(svcs, "default", svc("owner")).obj
+    other = st.api.create(svcs, "default", svc("other")).obj
+
+    def owned(name: str, *owners: dict[str, Any]) -> dict[str, Any]:
+        body = pod(name)
+        body["metadata"]["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Service", "name": o["metadata"]["name"],
+             "uid": o["metadata"]["uid"]}
+            for o in owners
+        ]  # fmt: skip
+        return body
+
+    st.api.create(pods, "default", owned("only", owner))
+    st.api.create(pods, "default", owned("shared", owner, other))
+    st.api.create(pods, "default", owned("orphaned", owner))
+    assert st.persistence is not None
+    st.persistence.close()
+    st = make(tmp_path)  # the owner index is rebuilt from what was stored
+    st.api.delete(svcs, "default", "owner")
+    assert st.store.get("pods", "default", "only") is None
+    assert st.store.get("pods", "default", "shared") is not None  # another owner lives
+    st.api.create(svcs, "default", svc("third"))
+    third = st.store.get("services", "default", "third")
+    assert third is not None
+    st.api.create(pods, "default", owned("kept", third.obj))
+    st.api.delete(svcs, "default", "third", {"propagationPolicy": "Orphan"})
+    assert st.store.get("pods", "default", "kept") is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from .errors import (
     unprocessable,
 )
 from .objmeta import deep_copy, format_epoch, generate_name, labels, parse_time
+from .ownership import OwnerIndex, owner_uids
 from .registry import AllocationTxn, Strategy
 from .resources import ResourceInfo, ResourceRegistry
 from .store import Entry, Predicate, Store, Watcher
@@ -99,6 +101,8 @@ class Api:
         self._strategies = strategies
         self._default_strategy = Strategy()
         self.clock = clock
+        self.owners = OwnerIndex()
+        store.add_listener(self.owners.on_event)
 
     def strategy(self, res: ResourceInfo) -> Strategy:
         return self._strategies.get(res.key, self._default_strategy)
@@ -478,8 +482,7 @@ class Api:
         ):
             # The last finalizer went away from an object being deleted: it is gone now.
             txn.commit()
-            entry = self.store.delete(res.key, namespace, name, old)
-            strategy.release(entry.obj)
+            entry = self._remove(res, old)
             return WriteResult(entry.obj, warnings=warnings)
         entry = self.store.update(res.key, namespace, name, new, old)
         txn.commit()
@@ -587,8 +590,7 @@ class Api:
             )
         if dry_run:
             return old.obj if res.return_deleted_object else _success_status(res, meta)
-        entry = self.store.delete(res.key, namespace, name, old)
-        strategy.release(entry.obj)
+        entry = self._remove(res, old, options)
         return entry.obj if res.return_deleted_object else _success_status(res, meta)
 
     def _mark_deleting(
@@ -610,7 +612,7 @@ class Api:
         if meta.get("deletionTimestamp"):
             if not spec_finalizers and not meta.get("finalizers"):
                 if not dry_run:
-                    self.store.delete(res.key, "", meta["name"], old)
+                    self._remove(res, old)
                 return _success_status(res, meta)
             raise conflict(
                 res.plural,
@@ -628,7 +630,7 @@ class Api:
         if dry_run:
             return new
         if not spec_finalizers and not meta.get("finalizers"):
-            self.store.delete(res.key, "", meta["name"], old)
+            self._remove(res, old)
             return _success_status(res, meta)
         return self.store.update(res.key, "", meta["name"], new, old).obj
 
@@ -646,7 +648,29 @@ class Api:
                 new["spec"] = {**spec, "finalizers": []}
                 self.store.update(res.key, "", name, new, old)
             return
-        self.store.delete(res.key, "", name, old)
+        self._remove(res, old)
+
+    def _remove(self, res: ResourceInfo, old: Entry, options: Obj | None = None) -> Entry:
+        """Take `old` out of the store, give back its allocations and collect what it owned."""
+        meta = old.obj["metadata"]
+        entry = self.store.delete(res.key, meta.get("namespace", ""), meta["name"], old)
+        self.strategy(res).release(entry.obj)
+        if (options or {}).get("propagationPolicy") != "Orphan":
+            self._collect_dependents(str(meta.get("uid", "")))
+        return entry
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """Upstream's garbage collector (background propagation), done at once: delete the
+        dependents of a removed owner that have no live owner left."""
+        if not owner_uid:
+            return
+        for resource, namespace, name in self.owners.dependents(owner_uid):
+            entry = self.store.get(resource, namespace, name)
+            if entry is None or owner_uids(entry.obj) & self.owners.live:
+                continue
+            # Gone meanwhile, or held by a finalizer: it stays, as with the real GC.
+            with contextlib.suppress(StatusError):
+                self.delete(self.resources.by_key(resource), namespace, name)
 
     def delete_collection(
         self,

@@ -23,7 +23,7 @@ from .operations import Api
 from .persistence import SqlitePersistence
 from .registry import build_strategies
 from .resources import BUILTIN_RESOURCES, ResourceRegistry
-from .store import Store
+from .store import ADDED, Store, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ class ApiServerState:
             strategy = self.api.strategy(res)
             for e in self.store.entries(res.key):
                 strategy.restore(e.obj)
+                m = e.obj["metadata"]
+                ev = WatchEvent(e.rv, ADDED, res.key, m.get("namespace", ""), m["name"], e, None)
+                self.api.owners.on_event(ev)
         ns = self.resources.by_key("namespaces")
         for name in INITIAL_NAMESPACES:
             if self.store.get(ns.key, "", name) is None:
