@@ -608,3 +608,31 @@ def test_garbage_collection_follows_owner_references(tmp_path: Path) -> None:
     st.api.create(pods, "default", owned("kept", third.obj))
     st.api.delete(svcs, "default", "third", {"propagationPolicy": "Orphan"})
     assert st.store.get("pods", "default", "kept") is not None
+
+
+def test_allocators_reserve_edges_fill_up_and_release() -> None:
+    import random
+
+    from weir_local.apiserver.allocators import (
+        AllocationError,
+        ClusterIPAllocator,
+        NodePortAllocator,
+    )
+
+    ips = ClusterIPAllocator("10.0.0.0/29", rng=random.Random(1))  # hosts .1-.6; .1 reserved
+    got = {ips.allocate() for _ in range(5)}
+    assert got == {f"10.0.0.{i}" for i in range(2, 7)}
+    with pytest.raises(AllocationError, match="range is full"):
+        ips.allocate()
+    with pytest.raises(AllocationError, match="provided IP is already allocated"):
+        ips.allocate("10.0.0.1")
+    with pytest.raises(AllocationError, match="not in the valid range"):
+        ips.allocate("10.0.0.7")  # broadcast
+    ips.release("10.0.0.4")
+    assert ips.allocate() == "10.0.0.4"
+    ports = NodePortAllocator("30000-30001")
+    assert {ports.allocate(), ports.allocate()} == {30000, 30001}
+    with pytest.raises(AllocationError, match="range is full"):
+        ports.allocate()
+    ports.release(30000)
+    assert ports.allocate(30000) == 30000
