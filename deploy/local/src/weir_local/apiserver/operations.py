@@ -197,13 +197,15 @@ class Api:
         self, res: ResourceInfo, namespace: str | None, q: ListQuery
     ) -> list[Entry] | None:
         """`metadata.name=x` in one namespace (kubectl wait/delete): a lookup, not a scan."""
-        fs = q.field_selector
-        if namespace is None and res.namespaced:
+        if not q.field_selector or (namespace is None and res.namespaced):
             return None
-        if not fs.startswith("metadata.name=") or "," in fs:
+        try:
+            terms = selectors.parse_field_selector(q.field_selector, res.kind).terms
+        except selectors.SelectorError:
             return None
-        name = fs[len("metadata.name=") :]
-        entry = self.store.get(res.key, namespace or "", name)
+        if len(terms) != 1 or terms[0][:2] != ("metadata.name", "="):
+            return None
+        entry = self.store.get(res.key, namespace or "", terms[0][2])
         return [entry] if entry is not None else []
 
     def watch(
