@@ -232,6 +232,10 @@ def test_dry_run_server_stores_nothing(kube: Kube, namespace: str) -> None:
     assert "pod/ghost created (server dry run)" in out
     missing = kube.run("get", "pod", "ghost", "-n", namespace)
     assert missing.returncode == 1 and 'pods "ghost" not found' in missing.stderr
+    kube("apply", "-f", "-", input=pod_yaml(namespace, "real"))
+    out = kube("delete", "pod", "real", "-n", namespace, "--dry-run=server")
+    assert "(server dry run)" in out
+    assert kube("get", "pods", "-n", namespace, "-o", "name").split() == ["pod/real"]
 
 
 def test_graceful_pod_delete_waits_for_the_grace_period(kube: Kube, namespace: str) -> None:

@@ -300,6 +300,7 @@ class Routes:
                     "the server does not allow this method on the requested resource"
                 )
             options = await self._delete_options(request)
+            dry = dry or encoding.dry_run(list(options.get("dryRun") or []))
             obj = self.api.delete(res, namespace, t.name, options, dry_run=dry)
             return _json(obj, 200)
         raise method_not_allowed("the server does not allow this method on the requested resource")
@@ -381,8 +382,11 @@ class Routes:
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
-        dry = encoding.dry_run(request.query.getall("dryRun", []))
         options = await self._delete_options(request)
+        # kubectl puts dryRun in the DeleteOptions body; other clients use the query.
+        dry = encoding.dry_run(
+            request.query.getall("dryRun", []) + list(options.get("dryRun") or [])
+        )
         items = self.api.delete_collection(
             t.res, t.namespace, self._list_query(request), options, dry_run=dry
         )
