@@ -83,6 +83,18 @@ async def test_watch_of_an_empty_bucket_is_caught_up_at_once(js: nats.js.JetStre
     await watch.aclose()
 
 
+async def test_watch_of_an_empty_prefix_in_a_busy_bucket_is_caught_up_at_once(
+    js: nats.js.JetStreamContext,
+) -> None:
+    kv = await KvBucket.ensure(js, "t-busy")
+    for i in range(5):
+        await kv.put(f"pod.x.p{i}", b"v")
+    watches = [kv.watch(f"{prefix}.>") for prefix in ("service", "node", "networkpolicy")]
+    for watch in watches:
+        assert await asyncio.wait_for(anext(watch), 5) is CAUGHT_UP
+        await watch.aclose()
+
+
 async def test_malformed_values_are_logged_counted_and_skipped(
     js: nats.js.JetStreamContext, caplog: pytest.LogCaptureFixture
 ) -> None:

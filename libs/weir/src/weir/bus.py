@@ -222,9 +222,11 @@ class KvBucket:
         """
         queue: asyncio.Queue[KvEntry | CaughtUp] = asyncio.Queue(maxsize=4096)
         caught_up = False
+        received = 0
 
         async def on_msg(msg: Msg) -> None:
-            nonlocal caught_up
+            nonlocal caught_up, received
+            received += 1
             meta = msg.metadata
             headers = dict(msg.headers or {})
             deleted = headers.get(KV_OPERATION) in _DELETE_OPS
@@ -251,8 +253,10 @@ class KvBucket:
         )
         try:
             info = await sub.consumer_info()
-            delivered = info.delivered.stream_seq if info.delivered else 0
-            if info.num_pending == 0 and delivered == 0 and not caught_up:
+            # Nothing matched when the consumer was made, and nothing has arrived since. (The
+            # consumer's own delivered sequence is no guide: for an empty filter the server
+            # starts it at the stream's last sequence.)
+            if info.num_pending == 0 and received == 0 and not caught_up:
                 caught_up = True
                 await queue.put(CAUGHT_UP)
             while True:
