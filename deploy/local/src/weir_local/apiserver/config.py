@@ -26,3 +26,5 @@ class Config:
     extra_resources: tuple[ResourceInfo, ...] = ()
     # How long the namespace controller waits before re-checking a namespace still emptying.
     namespace_resync: float = 1.0
+    # Seconds between gc.freeze() calls (see ApiServerState._freeze_periodically).
+    gc_freeze_interval: float = 10.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -79,12 +80,28 @@ class ApiServerState:
                 self.api.create(ns, "", body)
 
     async def start(self) -> None:
+        gc.freeze()  # everything restored so far is long-lived
         self._task = asyncio.create_task(self._run_controllers(), name="weir-apiserver-controllers")
 
     async def _run_controllers(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for c in self.controllers:
                 tg.create_task(self._supervise(c), name=type(c).__name__)
+            tg.create_task(self._freeze_periodically(), name="gc-freeze")
+
+    async def _freeze_periodically(self) -> None:
+        """Keep the cyclic GC's full collections off the stored objects.
+
+        Stored objects are plain JSON dicts: long-lived, acyclic, freed by reference counting.
+        Left to the collector, a full collection walks all of them (about 0.5 s at 100k pods:
+        a latency spike for every request then). Freezing what is alive every few seconds keeps
+        full collections to what is newer (about 20 ms). Young cyclic garbage is still collected
+        by the generation 0/1 passes between freezes; what is frozen while cyclic garbage is
+        never collected, a small price for a development server.
+        """
+        while True:
+            await asyncio.sleep(self.config.gc_freeze_interval)
+            gc.freeze()
 
     @staticmethod
     async def _supervise(controller: Controller) -> None:

@@ -45,6 +45,9 @@ class EndpointSliceController:
         self._selectors: dict[str, dict[str, LabelSelector]] = {}
         self._dirty: set[SliceKey] = set()
         self._wake = asyncio.Event()
+        # Names of the pods each Service selects, kept from pod events once a sync has
+        # computed them, so a sync reads its pods instead of scanning the namespace.
+        self._members: dict[SliceKey, set[str]] = {}
         self.syncs = 0  # for tests and debugging
         self._writing = False
         api.store.add_listener(self.on_event)
@@ -55,20 +58,33 @@ class EndpointSliceController:
         if ev.resource == "services":
             sel = None if ev.type == DELETED else service_selector(ev.entry.obj)
             ns_index = self._selectors.setdefault(ev.namespace, {})
+            key = (ev.namespace, ev.name)
+            if ns_index.get(ev.name) != sel:
+                self._members.pop(key, None)  # recomputed by the next sync
             if sel is None:
                 ns_index.pop(ev.name, None)
             else:
                 ns_index[ev.name] = sel
-            self._mark((ev.namespace, ev.name))
+            self._mark(key)
         elif ev.resource == "pods":
             index = self._selectors.get(ev.namespace)
             if not index:
                 return
-            new_labels = labels(ev.entry.obj)
+            new_labels = None if ev.type == DELETED else labels(ev.entry.obj)
             old_labels = labels(ev.old.obj) if ev.old is not None else None
             for name, sel in index.items():
-                if sel.matches(new_labels) or (old_labels is not None and sel.matches(old_labels)):
-                    self._mark((ev.namespace, name))
+                now = new_labels is not None and sel.matches(new_labels)
+                before = old_labels is not None and sel.matches(old_labels)
+                if not (now or before):
+                    continue
+                key = (ev.namespace, name)
+                members = self._members.get(key)
+                if members is not None:
+                    if now:
+                        members.add(ev.name)
+                    else:
+                        members.discard(ev.name)
+                self._mark(key)
         elif ev.resource == "nodes":
             old_zone = labels(ev.old.obj).get(ZONE_LABEL) if ev.old is not None else None
             if labels(ev.entry.obj).get(ZONE_LABEL) != old_zone:
@@ -93,6 +109,7 @@ class EndpointSliceController:
         """Index every Service and mark each (and each managed slice's Service) dirty."""
         store = self.api.store
         self._selectors.clear()
+        self._members.clear()
         for e in store.entries("services"):
             m = e.obj["metadata"]
             sel = service_selector(e.obj)
@@ -143,10 +160,23 @@ class EndpointSliceController:
         ]
         sel = service_selector(svc_entry.obj) if svc_entry is not None else None
         if svc_entry is None or sel is None or svc_entry.obj["metadata"].get("deletionTimestamp"):
+            self._members.pop((namespace, name), None)
             for s in existing:
                 self._delete(namespace, s["metadata"]["name"])
             return
-        pods = [e.obj for e in store.entries("pods", namespace) if sel.matches(labels(e.obj))]
+        members = self._members.get((namespace, name))
+        if members is None:
+            members = {
+                e.obj["metadata"]["name"]
+                for e in store.entries("pods", namespace)
+                if sel.matches(labels(e.obj))
+            }
+            self._members[(namespace, name)] = members
+        pods = []
+        for pod_name in members:
+            entry = store.get("pods", namespace, pod_name)
+            if entry is not None:
+                pods.append(entry.obj)
         zones: dict[str, str] = {}
         for pod in pods:
             node = (pod.get("spec") or {}).get("nodeName")
