@@ -98,7 +98,12 @@ async def serve(args: argparse.Namespace) -> None:
         site = web.SockSite(runner, sock)
         await site.start()
         port = sock.getsockname()[1]
-        host = "127.0.0.1" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+        if args.host in ("127.0.0.1", "0.0.0.0", "localhost"):
+            host = "127.0.0.1"
+        elif ":" in args.host:
+            host = f"[{args.host}]"  # an IPv6 literal in a URL
+        else:
+            host = args.host
         url = f"http://{host}:{port}"
         if args.url_file is not None:
             write_atomically(args.url_file, url + "\n")
