@@ -176,6 +176,8 @@ class Routes:
         raise _not_found()
 
     def _discovery(self, request: web.Request, segs: list[str]) -> web.StreamResponse:
+        if len(segs) > (2 if segs[0] == "api" else 3):
+            raise _not_found()  # a resource path of a kind not served here
         if request.method != "GET":
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
