@@ -636,3 +636,21 @@ def test_allocators_reserve_edges_fill_up_and_release() -> None:
         ports.allocate()
     ports.release(30000)
     assert ports.allocate(30000) == 30000
+
+
+def test_namespace_finalizers_in_spec_and_metadata_both_hold_it() -> None:
+    st = make()
+    ns = res(st, "namespaces")
+    body = {"metadata": {"name": "x", "finalizers": ["example.com/meta"]}}
+    body["spec"] = {"finalizers": ["example.com/spec"]}
+    created = st.api.create(ns, "", body).obj
+    assert created["spec"]["finalizers"] == ["example.com/spec", "kubernetes"]
+    st.api.delete(ns, "", "x")
+    controller = next(c for c in st.controllers if type(c).__name__ == "NamespaceController")
+    assert controller.sweep("x")  # type: ignore[attr-defined]
+    got = st.store.get("namespaces", "", "x")
+    assert got is not None and got.obj["spec"]["finalizers"] == ["example.com/spec"]
+    st.api.patch(ns, "", "x", "merge", b'{"metadata":{"finalizers":null}}')
+    assert st.store.get("namespaces", "", "x") is not None  # the spec finalizer still holds
+    st.api.set_namespace_finalizers("x", [])  # PUT namespaces/x/finalize
+    assert st.store.get("namespaces", "", "x") is None

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .objmeta import deep_copy, format_epoch, generate_name, labels, parse_time
 from .ownership import OwnerIndex, owner_uids
-from .registry import AllocationTxn, Strategy
+from .registry import NAMESPACE_FINALIZER, AllocationTxn, Strategy
 from .resources import ResourceInfo, ResourceRegistry
 from .store import Entry, Predicate, Store, Watcher
 
@@ -480,7 +480,8 @@ class Api:
         if (
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
-            and (meta.get("deletionGracePeriodSeconds") in (0, None))
+            and not (new.get("spec") or {}).get("finalizers")  # a namespace's own finalizers
+            and meta.get("deletionGracePeriodSeconds") in (0, None)
         ):
             # The last finalizer went away from an object being deleted: it is gone now.
             txn.commit()
@@ -637,20 +638,28 @@ class Api:
         return self.store.update(res.key, "", meta["name"], new, old).obj
 
     def finalize_namespace(self, name: str) -> None:
-        """The namespace controller's last step: drop the `kubernetes` finalizer, then the
-        namespace goes once no metadata finalizers are left."""
-        res = self.resources.by_key("namespaces")
-        old = self.store.get(res.key, "", name)
+        """The namespace controller's last step: drop the `kubernetes` finalizer."""
+        old = self.store.get("namespaces", "", name)
         if old is None:
             return
-        if old.obj["metadata"].get("finalizers"):
-            spec = old.obj.get("spec") or {}
-            if spec.get("finalizers"):
-                new = dict(old.obj)
-                new["spec"] = {**spec, "finalizers": []}
-                self.store.update(res.key, "", name, new, old)
-            return
-        self._remove(res, old)
+        finalizers = (old.obj.get("spec") or {}).get("finalizers") or []
+        self.set_namespace_finalizers(name, [f for f in finalizers if f != NAMESPACE_FINALIZER])
+
+    def set_namespace_finalizers(self, name: str, finalizers: list[str]) -> Obj:
+        """PUT namespaces/{name}/finalize: replace spec.finalizers; a Terminating namespace
+        left with no finalizers at all is gone."""
+        res = self.resources.by_key("namespaces")
+        old = self.get(res, "", name)
+        spec = old.obj.get("spec") or {}
+        entry = old
+        if list(spec.get("finalizers") or []) != finalizers:
+            new = dict(old.obj)
+            new["spec"] = {**spec, "finalizers": finalizers}
+            entry = self.store.update(res.key, "", name, new, old)
+        meta = entry.obj["metadata"]
+        if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers"):
+            return self._remove(res, entry).obj
+        return entry.obj
 
     def _remove(self, res: ResourceInfo, old: Entry, options: Obj | None = None) -> Entry:
         """Take `old` out of the store, give back its allocations and collect what it owned."""

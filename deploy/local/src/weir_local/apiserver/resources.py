@@ -99,7 +99,10 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         namespaced=False,
         short_names=("ns",),
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
-        subresources=(_status("Namespace"),),
+        subresources=(
+            _status("Namespace"),
+            Subresource("finalize", "Namespace", "", "v1", ("update",)),
+        ),
         status_subresource=True,
         reset_status_on_create=True,
     ),

@@ -266,6 +266,12 @@ class Routes:
             return _raw(entry.raw)
         dry = encoding.dry_run(q.getall("dryRun", []))
         fv = encoding.field_validation(q.get("fieldValidation"))
+        if method == "PUT" and t.subresource == "finalize":
+            body = encoding.decode_body(await request.read(), request.content_type)
+            spec = body.get("spec") if isinstance(body, dict) else None
+            wanted = spec.get("finalizers") if isinstance(spec, dict) else None
+            finalizers = [str(f) for f in wanted] if isinstance(wanted, list) else []
+            return _json(self.api.set_namespace_finalizers(t.name, finalizers))
         if method == "PUT":
             body = encoding.decode_body(await request.read(), request.content_type)
             result = self.api.update(
