@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
+import re
 import statistics
 import tempfile
 import time
@@ -44,6 +47,8 @@ class Change:
 class Run:
     changes: list[Change] = field(default_factory=list)
     by_key_seq: dict[tuple[str, int], Change] = field(default_factory=dict)
+    # A pod is deleted once per cycle: deletes of one key are matched in the order issued.
+    deletes: dict[str, list[Change]] = field(default_factory=dict)
     errors: int = 0
     achieved_rate: float = 0.0
 
@@ -63,7 +68,10 @@ async def _issue(
     http: aiohttp.ClientSession, run: Run, op: str, name: str, seq: int, scheduled: float
 ) -> None:
     change = Change(f"pod.bench.{name}", -1 if op == "delete" else seq, scheduled)
-    run.by_key_seq[(change.key, change.seq)] = change
+    if op == "delete":
+        run.deletes.setdefault(change.key, []).append(change)
+    else:
+        run.by_key_seq[(change.key, change.seq)] = change
     base = "/api/v1/namespaces/bench/pods"
     if op == "create":
         req = http.post(base, json=_pod(name, seq))
@@ -84,34 +92,52 @@ async def _issue(
     run.changes.append(change)
 
 
-async def _observe(nats_url: str, run: Run, stop: asyncio.Event) -> None:
+async def _observe(nats_url: str, out: Any, ready: Any, stop: Any) -> None:
+    """Note when each change reaches weir-k8s; runs in its own process so the load generator
+    cannot delay its timestamps (CLOCK_MONOTONIC is shared by every process on the host)."""
     codec = Codec(catalog.K8S_SCHEMA)
     nc = await nats.connect(nats_url)
     watch = KvBucket(nc.jetstream(), catalog.K8S.name).watch("pod.bench.>")
-    try:
+    seen: list[tuple[str, int, float]] = []
+
+    async def consume() -> None:
         async for item in watch:
             if isinstance(item, CaughtUp):
+                ready.set()
                 continue
             now = time.monotonic()
             seq = -1
             if item.value is not None:
                 seq = int(codec.decode(item.value).meta.labels.get(SEQ_LABEL, "-2"))
-            change = run.by_key_seq.get((item.key, seq))
-            if change is not None and not change.seen:
-                change.seen = now
-            if stop.is_set():
-                break
+            seen.append((item.key, seq, now))
+
+    # Cancelling a task (not the generator's anext) keeps the watch intact until the end.
+    consumer = asyncio.ensure_future(consume())
+    try:
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
     finally:
+        out.send(seen)
         await watch.aclose()
         await nc.close()
+
+
+def _observer_process(nats_url: str, out: Any, ready: Any, stop: Any) -> None:
+    asyncio.run(_observe(nats_url, out, ready, stop))
 
 
 async def _drive(
     api_url: str, nats_url: str, rate: float, seconds: float, pods: int, updates_per_pod: int
 ) -> Run:
     run = Run()
-    stop = asyncio.Event()
-    observer = asyncio.ensure_future(_observe(nats_url, run, stop))
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    ready, stop = ctx.Event(), ctx.Event()
+    observer = ctx.Process(target=_observer_process, args=(nats_url, sender, ready, stop))
+    observer.start()
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(api_url, connector=connector) as http:
         async with http.post(
@@ -119,7 +145,7 @@ async def _drive(
             json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
         ) as r:
             assert r.status == 201, await r.text()
-        await asyncio.sleep(1)
+        await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
         phase = [0] * pods  # 0: absent; 1..updates: updates done; then delete
         total = int(rate * seconds)
         tasks = []
@@ -141,11 +167,18 @@ async def _drive(
             tasks.append(asyncio.ensure_future(_issue(http, run, op, name, i, scheduled)))
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - start
-        deadline = time.monotonic() + 30
-        while any(not c.seen for c in run.changes) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+    await asyncio.sleep(3)  # let the last changes arrive
     stop.set()
-    observer.cancel()
+    seen = await asyncio.get_running_loop().run_in_executor(None, receiver.recv)
+    observer.join(10)
+    for key, seq, at in seen:
+        if seq == -1:
+            pending = [c for c in run.deletes.get(key, ()) if not c.seen]
+            change = pending[0] if pending else None
+        else:
+            change = run.by_key_seq.get((key, seq))
+        if change is not None and not change.seen:
+            change.seen = at
     run.achieved_rate = len(run.changes) / elapsed
     return run
 
@@ -169,6 +202,17 @@ def _rss_mib(proc: Process) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _histogram_quantiles(text: str, name: str) -> dict[str, float]:
+    """Cumulative share of observations at or under each bucket bound (ms), summed over kinds."""
+    counts: dict[float, float] = {}
+    for m in re.finditer(rf'^{name}_bucket{{.*le="([^"]+)".*}} (\S+)$', text, re.M):
+        if m.group(1) != "+Inf":
+            le = float(m.group(1)) * 1000
+            counts[le] = counts.get(le, 0) + float(m.group(2))
+    total = sum(float(v) for v in re.findall(rf"^{name}_count{{.*}} (\S+)$", text, re.M))
+    return {f"<={le:g}": round(c / total, 4) for le, c in sorted(counts.items())} if total else {}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -209,6 +253,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 p.name: (_cpu_seconds(p) - cpu0[p.name]) / wall for p in (api, watcher, nats_server)
             }
             rss = {p.name: _rss_mib(p) for p in (api, watcher, nats_server)}
+            watcher_ack = _histogram_quantiles(
+                watcher.metrics(), "weir_k8s_watcher_change_to_ack_seconds"
+            )
         finally:
             watcher.stop()
             api.stop()
@@ -239,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "p50": round(_pct(api_latency, 50), 2),
             "p99": round(_pct(api_latency, 99), 2),
         },
+        "watcher_receive_to_ack_ms_buckets": watcher_ack,
         "cpu_cores": {k: round(v, 2) for k, v in cpu.items()},
         "rss_mib": {k: round(v, 1) for k, v in rss.items()},
         "target": "p99 commit_to_kv under 50 ms",
