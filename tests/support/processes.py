@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from weir_local.cluster.supervisor import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -82,6 +83,9 @@ class Process:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A killed test run leaves no process behind. (The hook only calls prctl,
+                # which is safe between fork and exec even with threads running.)
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
 
     @property

@@ -32,7 +32,8 @@ class StartError(Exception):
     """A component did not become ready; the message carries the tail of its log."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the process that started it dies."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -130,7 +131,7 @@ class Supervisor:
                 stdout=logfile,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._procs[comp.name] = proc
         prev = self.state.components.get(comp.name, ComponentState())
