@@ -100,6 +100,7 @@ def stop_pid(pid: int, argv0: str = "", *, grace: float = 10.0) -> bool:
 def sweep(state_dir: Path, *, grace: float = 10.0) -> list[str]:
     """Remove every trace of a local cluster; returns what was done (for the user)."""
     done: list[str] = []
+    existed = state_dir.exists()
     state = StateFile(state_dir).read()
     if state is not None:
         # The supervisor sweeps on its own way out: it must not signal itself.
@@ -109,7 +110,8 @@ def sweep(state_dir: Path, *, grace: float = 10.0) -> list[str]:
         for name, comp in state.components.items():
             if stop_pid(comp.pid, comp.argv0, grace=grace):
                 done.append(f"stopped {name} (pid {comp.pid})")
-    if state_dir.exists():
+    if state_dir.exists():  # (a supervisor that was signalled removes it on its way out)
         shutil.rmtree(state_dir)
+    if existed:
         done.append(f"removed {state_dir}")
     return done
