@@ -23,6 +23,7 @@ from typing import Any
 
 from . import _convert
 from . import _quantity as quantity
+from .validation_pod import VOLUME_SOURCES
 
 # Values from k8s.io/api/core/v1 and the admission plugins.
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -201,42 +202,8 @@ def _default_requests_from_limits(ctr: dict[str, Any]) -> None:
         requests.setdefault(name, limit)
 
 
-_VOLUME_SOURCE_KEYS = (
-    "emptyDir",
-    "hostPath",
-    "gitRepo",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "secret",
-    "nfs",
-    "iscsi",
-    "glusterfs",
-    "flocker",
-    "persistentVolumeClaim",
-    "rbd",
-    "cinder",
-    "cephfs",
-    "quobyte",
-    "downwardAPI",
-    "fc",
-    "flexVolume",
-    "configMap",
-    "azureFile",
-    "vsphereVolume",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "azureDisk",
-    "storageos",
-    "projected",
-    "scaleIO",
-    "csi",
-    "ephemeral",
-    "image",
-)
-
-
 def _default_volume(volume: dict[str, Any]) -> None:
-    if all(volume.get(k) is None for k in _VOLUME_SOURCE_KEYS):
+    if all(volume.get(k) is None for k in VOLUME_SOURCES):
         volume["emptyDir"] = {}
     for source in ("secret", "configMap", "downwardAPI", "projected"):
         value = volume.get(source)
