@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from weir_k8s_watcher.core import Mirror, Write, unknown_keys
+from weir_k8s_watcher.core import Mirror, Write
 
 
 def test_put_writes_only_changes() -> None:
@@ -56,10 +56,3 @@ def test_forget_makes_the_next_put_write() -> None:
     m.put("pod.x.a", b"1")
     m.forget("pod.x.a")
     assert m.put("pod.x.a", b"1") == Write("pod.x.a", b"1")
-
-
-def test_unknown_keys_are_reported() -> None:
-    assert unknown_keys(["pod.x.a", "gateway.x.g", "node.n", "nodes"], ["pod", "node"]) == [
-        "gateway.x.g",
-        "nodes",
-    ]

@@ -24,7 +24,7 @@ import aiohttp
 from weir.cli import context
 
 from weir_local.cluster.plan import Plan, Ports, health_port_names
-from weir_local.cluster.state import StateFile, pid_alive, sweep
+from weir_local.cluster.state import ClusterState, StateFile, pid_alive, sweep
 from weir_local.cluster.supervisor import StartError, Supervisor
 
 BIN_DIR = Path(sys.executable).parent
@@ -190,7 +190,7 @@ async def _supervise(sup: Supervisor, *, detached: bool) -> int:
     return code
 
 
-def _summary(state: Any, *, detached: bool) -> str:
+def _summary(state: ClusterState, *, detached: bool) -> str:
     width = max(len(n) for n in state.components) + 2
     lines = [
         "",
@@ -237,7 +237,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(ok for ok, _ in results.values()) else 1
 
 
-async def _probe_all(state: Any) -> dict[str, tuple[bool, str]]:
+async def _probe_all(state: ClusterState) -> dict[str, tuple[bool, str]]:
     out: dict[str, tuple[bool, str]] = {}
     async with aiohttp.ClientSession() as http:
         for name, comp in state.components.items():

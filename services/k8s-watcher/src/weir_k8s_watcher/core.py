@@ -10,7 +10,7 @@ whatever the API no longer has — so a restarted watcher converges with no left
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -71,10 +71,3 @@ class Mirror:
         stale = [key for key in self.keys_with_prefix(prefix) if key not in listed]
         writes.extend(w for key in stale if (w := self.delete(key)))
         return writes
-
-
-def unknown_keys(keys: Iterable[str], prefixes: Iterable[str]) -> list[str]:
-    """Keys in the bucket that no watched kind owns (reported, never deleted: a newer
-    watcher may own them during a rolling upgrade)."""
-    heads = tuple(p + "." for p in prefixes)
-    return sorted(k for k in keys if not k.startswith(heads))

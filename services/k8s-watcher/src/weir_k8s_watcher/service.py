@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from weir.bus import TypedKv
 from weir.config import ServiceConfig, setting
 from weir.models import K8sObject
 
-from .core import Mirror, Write, unknown_keys
+from .core import Mirror, Write
 from .informer import KINDS, Informer, InformerSettings, Sink
 from .normalize import NormalizeError, normalize
 from .writer import KvWriter
@@ -110,7 +110,7 @@ class Watcher(Sink):
         kv: TypedKv[K8sObject],
         metrics: WatcherMetrics,
         tracer: trace.Tracer,
-        on_state: Any,
+        on_state: Callable[[bool, str], None],
         kinds: tuple[str, ...],
         max_in_flight: int = 1024,
     ) -> None:
@@ -263,16 +263,6 @@ class Watcher(Sink):
             },
         )
 
-    async def report_unknown_keys(self) -> None:
-        keys = (await self.kv.raw.snapshot()).keys()
-        stray = unknown_keys(keys, PREFIX.values())
-        if stray:
-            log.warning(
-                "weir-k8s holds %d keys no watched kind owns (left alone): %s",
-                len(stray),
-                ", ".join(stray[:10]),
-            )
-
 
 async def api_client(kubeconfig: str) -> client.ApiClient:
     """A client from the given kubeconfig, the in-cluster service account, or the default
@@ -313,20 +303,18 @@ async def run(rt: runtime.Runtime[WatcherConfig]) -> None:
     settings = InformerSettings(
         page_size=cfg.list_page_size, watch_timeout=cfg.watch_timeout_seconds
     )
-    async with await api_client(cfg.kubeconfig) as api:
-        await watcher.report_unknown_keys()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(watcher.writer.run(), name="kv-acks")
-            for kind in watched:
-                informer = Informer(
-                    kind,
-                    api,
-                    watcher,
-                    settings,
-                    on_relist=lambda k, why: metrics.relists.labels(k, why).inc(),
-                )
-                watcher.informers[kind.kind] = informer
-                tasks.create_task(informer.run(), name=f"informer-{kind.kind}")
+    async with await api_client(cfg.kubeconfig) as api, asyncio.TaskGroup() as tasks:
+        tasks.create_task(watcher.writer.run(), name="kv-acks")
+        for kind in watched:
+            informer = Informer(
+                kind,
+                api,
+                watcher,
+                settings,
+                on_relist=lambda k, why: metrics.relists.labels(k, why).inc(),
+            )
+            watcher.informers[kind.kind] = informer
+            tasks.create_task(informer.run(), name=f"informer-{kind.kind}")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from weir_local.cluster.state import ClusterState, ComponentState, StateFile
 
 log = logging.getLogger("weir.dev")
 PR_SET_PDEATHSIG = 1
+HEALTHY_RUN = 60.0  # seconds a restarted component must run before its backoff resets
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -90,6 +91,7 @@ class Supervisor:
         """Restart any component that exits, with backoff, until cancelled."""
         comps = {c.name: c for c in self.plan.components()}
         backoff = dict.fromkeys(comps, 1.0)
+        started = dict.fromkeys(comps, time.monotonic())
         while True:
             waits = {asyncio.ensure_future(p.wait()): name for name, p in self._procs.items()}
             done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -98,6 +100,8 @@ class Supervisor:
             for fut in done:
                 name = waits[fut]
                 code = fut.result()
+                if time.monotonic() - started[name] > HEALTHY_RUN:
+                    backoff[name] = 1.0  # it ran well for a while: this is a fresh failure
                 delay = backoff[name]
                 backoff[name] = min(delay * 2, 30.0)
                 self.on_event(
@@ -109,6 +113,7 @@ class Supervisor:
                 self.state_file.write(self.state)
                 await asyncio.sleep(delay)
                 await self._spawn(comps[name])
+                started[name] = time.monotonic()
 
     async def stop(self) -> None:
         """Stop services first, then the API server, then NATS."""
