@@ -52,31 +52,40 @@ def register(commands: Any) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def _port(requested: int, what: str) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", requested))
-        except OSError:
-            raise SystemExit(
-                f"weir dev up: port {requested} for {what} is in use; "
-                f"pass --{what}-port 0 for any free port"
-            ) from None
-        return int(s.getsockname()[1])
+def _ports(requested: dict[str, int]) -> dict[str, int]:
+    """A port for each name: the one requested, or (for 0) a free one. Every socket stays
+    bound until all are chosen, so two names can never be handed the same free port."""
+    sockets: list[socket.socket] = []
+    chosen: dict[str, int] = {}
+    try:
+        for what, port in requested.items():
+            s = socket.socket()
+            sockets.append(s)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(
+                    f"weir dev up: port {port} for {what} is in use; "
+                    f"pass --{what}-port 0 for any free port"
+                ) from None
+            chosen[what] = int(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return chosen
 
 
 def _plan(args: argparse.Namespace, state_dir: Path) -> Plan:
     if args.nodes < 1:
         raise SystemExit("weir dev up: --nodes must be at least 1")
     nodes = tuple(f"node-{i}" for i in range(1, args.nodes + 1))
+    health = health_port_names(nodes)
+    ports = _ports({"nats": args.nats_port, "api": args.api_port} | dict.fromkeys(health, 0))
     return Plan(
         state_dir=state_dir,
         bin_dir=BIN_DIR,
         nodes=nodes,
-        ports=Ports(
-            nats=_port(args.nats_port, "nats"),
-            api=_port(args.api_port, "api"),
-            health={name: _port(0, "health") for name in health_port_names(nodes)},
-        ),
+        ports=Ports(nats=ports["nats"], api=ports["api"], health={n: ports[n] for n in health}),
     )
 
 
