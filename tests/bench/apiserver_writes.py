@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -104,13 +105,13 @@ async def run(
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rate", type=float, default=1000)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--pods", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=16)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         server = ApiServer(Path(tmp))
         server.start()
@@ -122,6 +123,7 @@ def main() -> None:
             server.stop()
     for k, v in result.items():
         print(f"{k:>24}: {v:.2f}" if isinstance(v, float) else f"{k:>24}: {v}")
+    return result
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench import k8s_watcher_latency
+from tests.bench import apiserver_writes, k8s_watcher_latency
 
 BENCHMARKS = {
+    "apiserver_writes": apiserver_writes.main,
     "k8s_watcher_latency": k8s_watcher_latency.main,
 }
 OUT = Path(__file__).resolve().parents[2] / ".weir" / "bench"
