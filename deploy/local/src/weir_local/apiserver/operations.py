@@ -841,7 +841,13 @@ def _check_preconditions(res: ResourceInfo, old: Entry, pre: Any) -> None:
 
 
 def _patch_error(e: patch.PatchError) -> StatusError:
-    reasons = {400: "BadRequest", 409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid"}
+    reasons = {
+        400: "BadRequest",
+        409: "Conflict",
+        413: "RequestEntityTooLarge",
+        415: "UnsupportedMediaType",
+        422: "Invalid",
+    }
     return StatusError(e.code, reasons.get(e.code, "BadRequest"), str(e))
 
 
