@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from weir.codec import Schema
 from weir.models import (
+    EndpointRecord,
     EndpointSlice,
     K8sObject,
     Namespace,
@@ -85,7 +86,25 @@ def k8s_key_of(obj: K8sObject) -> str:
     return k8s_key(K8S_KIND_PREFIX[type(obj)], obj.meta.namespace, obj.meta.name)
 
 
-BUCKETS: tuple[Bucket[Any], ...] = (K8S,)
+# --- weir-endpoints: pod endpoints realized on each node (written only by node-loader) -----------
+
+ENDPOINTS_SCHEMA: Schema[EndpointRecord] = Schema(
+    name="endpoint", version=1, types=(EndpointRecord,)
+)
+
+ENDPOINTS = Bucket[EndpointRecord](
+    name="weir-endpoints",
+    schema=ENDPOINTS_SCHEMA,
+    description="Pod endpoints realized by node-loader: <node>.<container id>",
+)
+
+
+def endpoint_key(node: str, container_id: str) -> str:
+    """Node names are DNS names and container ids are hex/uuid strings: valid key tokens."""
+    return f"{node}.{container_id}"
+
+
+BUCKETS: tuple[Bucket[Any], ...] = (K8S, ENDPOINTS)
 SUBJECTS: tuple[Subject[Any], ...] = ()
 
 

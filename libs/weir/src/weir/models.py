@@ -211,3 +211,23 @@ class NetworkPolicy:
 
 
 K8sObject = Namespace | Pod | Node | Service | EndpointSlice | NetworkPolicy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointRecord:
+    """A pod's network endpoint on one node, as node-loader realized it (KV weir-endpoints).
+
+    Written by node-loader once the endpoint's datapath is in place; deleted on CNI DEL.
+    """
+
+    node: str
+    container_id: str  # the CNI container (sandbox) id; Weir's local runtime uses the pod uid
+    pod_namespace: str
+    pod_name: str
+    ip: str
+    mac: str  # the pod's eth0, aa:bb:cc:dd:ee:ff
+    host_ifname: str  # the host-side veth in the node's network namespace
+    host_ifindex: int
+    host_mac: str
+    netns: str  # the pod's network namespace path, as CNI_NETNS gave it
+    ifname: str  # the interface name inside the pod (CNI_IFNAME)
