@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -26,6 +28,9 @@ from weir.cli import context
 from weir_local.cluster.plan import Plan, Ports, health_port_names
 from weir_local.cluster.state import ClusterState, StateFile, pid_alive, sweep
 from weir_local.cluster.supervisor import StartError, Supervisor
+from weir_local.netns import enter_for_good
+from weir_local.pods import Cluster, LocalPod, PodLookupError
+from weir_local.probe import Result, Target, probe
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -50,6 +55,27 @@ def register(commands: Any) -> None:
 
     status = sub.add_parser("status", help="show each component and whether it is ready")
     status.set_defaults(func=cmd_status)
+
+    run = sub.add_parser("exec", help="run a command in a pod's network namespace")
+    run.add_argument("pod", metavar="NS/POD")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    run.set_defaults(func=cmd_exec)
+
+    one = sub.add_parser("probe", help="is TO reachable from FROM? (exit 0 yes, 1 no, 2 usage)")
+    one.add_argument("source", metavar="FROM", help="NS/POD")
+    one.add_argument("target", metavar="TO", help="NS/POD, an IP, or svc:NS/NAME")
+    one.add_argument("port", type=int)
+    one.add_argument("--protocol", choices=("tcp", "udp"), default="tcp")
+    one.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    one.add_argument("--json", action="store_true", help="print the result as JSON")
+    one.set_defaults(func=cmd_probe)
+
+    matrix = sub.add_parser("probe-matrix", help="probe every ordered pair of pods (JSON)")
+    matrix.add_argument("--pods", required=True, help="NS/POD,NS/POD,...")
+    matrix.add_argument("--port", type=int, required=True)
+    matrix.add_argument("--protocol", choices=("tcp", "udp"), default="tcp")
+    matrix.add_argument("--timeout", type=float, default=2.0, help="seconds per probe")
+    matrix.set_defaults(func=cmd_probe_matrix)
 
 
 def _ports(requested: dict[str, int]) -> dict[str, int]:
@@ -90,6 +116,9 @@ def _plan(args: argparse.Namespace, state_dir: Path) -> Plan:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("weir dev up: run as root (nodes and pods are network namespaces)", file=sys.stderr)
+        return 1
     state_dir = context.state_dir()
     files = StateFile(state_dir)
     if args.supervise:  # the detached supervisor, started by _detach below
@@ -261,3 +290,122 @@ async def _probe_all(state: ClusterState) -> dict[str, tuple[bool, str]]:
             else:
                 out[name] = (True, f"pid {comp.pid}  {comp.probe}")
     return out
+
+
+# --- pods: exec and probes ------------------------------------------------------------------------
+
+USAGE = 2  # the exit code for a usage error, as `weir dev probe` documents
+
+
+def _running_cluster() -> ClusterState:
+    state = StateFile(context.state_dir()).read()
+    if state is None or not pid_alive(state.supervisor_pid):
+        raise SystemExit(f"weir dev: no local cluster is running in {context.state_dir()}")
+    return state
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("weir dev exec: give a command after --", file=sys.stderr)
+        return USAGE
+    state = _running_cluster()
+
+    async def find() -> str:
+        async with aiohttp.ClientSession() as http:
+            cluster = Cluster(http, state.api_url, state.cluster_id)
+            return cluster.netns(await cluster.pod(args.pod))
+
+    try:
+        netns_name = asyncio.run(find())
+    except PodLookupError as e:
+        print(f"weir dev exec: {e}", file=sys.stderr)
+        return USAGE
+    enter_for_good(netns_name)
+    try:
+        os.execvp(command[0], command)
+    except OSError as e:
+        print(f"weir dev exec: {command[0]}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    state = _running_cluster()
+
+    async def go() -> tuple[LocalPod, Result]:
+        async with aiohttp.ClientSession() as http:
+            cluster = Cluster(http, state.api_url, state.cluster_id)
+            source = await cluster.pod(args.source)
+            target = await cluster.target(args.target)
+            result = await probe(
+                cluster.netns(source),
+                target,
+                args.port,
+                protocol=args.protocol,
+                within=args.timeout,
+            )
+            return source, result
+
+    try:
+        source, result = asyncio.run(go())
+    except PodLookupError as e:
+        print(f"weir dev probe: {e}", file=sys.stderr)
+        return USAGE
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "from": source.ref,
+                    "to": args.target,
+                    "port": args.port,
+                    "protocol": args.protocol,
+                    "reachable": result.reachable,
+                    "answer": result.answer,
+                    "error": result.error,
+                    "ms": round(result.seconds * 1000, 2),
+                }
+            )
+        )
+    else:
+        verdict = "reachable" if result.reachable else "NOT reachable"
+        detail = f"answered {result.answer!r}" if result.reachable else result.error
+        print(f"{source.ref} -> {args.target}:{args.port}/{args.protocol} {verdict} ({detail})")
+    return 0 if result.reachable else 1
+
+
+def cmd_probe_matrix(args: argparse.Namespace) -> int:
+    refs = [r.strip() for r in args.pods.split(",") if r.strip()]
+    if len(refs) < 2 or len(set(refs)) != len(refs):
+        print("weir dev probe-matrix: --pods needs two or more distinct NS/POD", file=sys.stderr)
+        return USAGE
+    state = _running_cluster()
+
+    async def go() -> dict[str, dict[str, bool]]:
+        async with aiohttp.ClientSession() as http:
+            cluster = Cluster(http, state.api_url, state.cluster_id)
+            pods = {ref: await cluster.pod(ref) for ref in refs}
+            pairs = [(a, b) for a in refs for b in refs if a != b]
+            results = await asyncio.gather(
+                *(
+                    probe(
+                        cluster.netns(pods[a]),
+                        Target(pods[b].ip, frozenset({pods[b].name})),
+                        args.port,
+                        protocol=args.protocol,
+                        within=args.timeout,
+                    )
+                    for a, b in pairs
+                )
+            )
+            out: dict[str, dict[str, bool]] = {a: {} for a in refs}
+            for (a, b), result in zip(pairs, results, strict=True):
+                out[a][b] = result.reachable
+            return out
+
+    try:
+        matrix = asyncio.run(go())
+    except PodLookupError as e:
+        print(f"weir dev probe-matrix: {e}", file=sys.stderr)
+        return USAGE
+    print(json.dumps({"from": matrix}, indent=2))
+    return 0

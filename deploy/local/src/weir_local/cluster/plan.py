@@ -6,8 +6,11 @@ once — infrastructure first (NATS, the API server), then the services that nee
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from weir_local.cluster.network import NodeNet, node_nets
 
 SERVICES = (
     "k8s-watcher",
@@ -17,6 +20,14 @@ SERVICES = (
     "bandwidth-manager",
 )
 NODE_SERVICES = ("node-loader",)
+NODE_AGENTS = (*NODE_SERVICES, "kubelet")
+BPF_ROOT = Path("/sys/fs/bpf/weir")
+
+
+def cluster_id(state_dir: Path) -> str:
+    """A short id naming the cluster's namespaces and pins: two clusters (a demo and a test
+    run, say) on one machine never collide."""
+    return "w" + hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:5]
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,21 @@ class Plan:
     bin_dir: Path
     nodes: tuple[str, ...]
     ports: Ports
+
+    @property
+    def cluster_id(self) -> str:
+        return cluster_id(self.state_dir)
+
+    @property
+    def node_nets(self) -> tuple[NodeNet, ...]:
+        return node_nets(self.cluster_id, self.nodes)
+
+    @property
+    def bpf_root(self) -> Path:
+        return BPF_ROOT / self.cluster_id
+
+    def node_dir(self, node: str) -> Path:
+        return self.state_dir / "nodes" / node
 
     @property
     def nats_url(self) -> str:
@@ -100,12 +126,56 @@ class Plan:
             if name == "k8s-watcher":
                 env["WEIR_KUBECONFIG"] = str(self.kubeconfig)
             out.append(self._service(name, name, env))
-        for node in self.nodes:
-            for name in NODE_SERVICES:
-                env = self._service_env(f"{name}/{node}")
-                env["WEIR_NODE_NAME"] = node
-                out.append(self._service(f"{name}/{node}", name, env))
+        for node in self.node_nets:
+            out += [self._node_loader(node), self._kubelet(node)]
         return out
+
+    def _node_loader(self, node: NodeNet) -> Component:
+        name = f"node-loader/{node.name}"
+        here = self.node_dir(node.name)
+        env = self._service_env(name) | {
+            "WEIR_NODE_NAME": node.name,
+            "WEIR_NETNS": node.netns,
+            "WEIR_BPF_ROOT": str(self.bpf_root),
+            "WEIR_SOCKET_PATH": str(here / "node-loader.sock"),
+            "WEIR_CNI_CONF_DIR": str(here / "cni" / "net.d"),
+            "WEIR_IPAM_DIR": str(here / "ipam"),
+            "WEIR_KUBECONFIG": str(self.kubeconfig),
+        }
+        return self._service(name, "node-loader", env)
+
+    def _kubelet(self, node: NodeNet) -> Component:
+        name = f"kubelet/{node.name}"
+        here = self.node_dir(node.name)
+        port = self.ports.health[name]
+        return Component(
+            name=name,
+            argv=(
+                str(self.bin_dir / "weir-local-kubelet"),
+                "--node-name",
+                node.name,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--node-netns",
+                node.netns,
+                "--netns-prefix",
+                self.cluster_id,
+                "--internal-ip",
+                node.internal_ip,
+                "--pod-cidr",
+                node.pod_cidr,
+                "--cni-bin-dir",
+                str(self.bin_dir),
+                "--cni-conf-dir",
+                str(here / "cni" / "net.d"),
+                "--state-dir",
+                str(here / "kubelet"),
+                "--health-port",
+                str(port),
+            ),
+            probe=Probe(http=f"http://127.0.0.1:{port}/readyz"),
+            log=name.replace("/", "-") + ".log",
+        )
 
     def components(self) -> list[Component]:
         return self.infrastructure() + self.services()
@@ -131,7 +201,7 @@ class Plan:
 
 def health_port_names(nodes: tuple[str, ...]) -> list[str]:
     """Every component that serves a health port, for port allocation."""
-    return list(SERVICES) + [f"{s}/{n}" for n in nodes for s in NODE_SERVICES]
+    return list(SERVICES) + [f"{s}/{n}" for n in nodes for s in NODE_AGENTS]
 
 
 def kubeconfig_yaml(api_url: str) -> str:

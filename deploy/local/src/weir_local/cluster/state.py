@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weir_local.cluster import network
+
 
 @dataclass
 class ComponentState:
@@ -36,6 +38,8 @@ class ClusterState:
     nats_url: str = ""
     api_url: str = ""
     kubeconfig: str = ""
+    cluster_id: str = ""  # prefixes every network namespace of the cluster
+    bpf_root: str = ""  # node-loaders pin under <bpf_root>/<node>/
     nodes: list[str] = field(default_factory=list)
     components: dict[str, ComponentState] = field(default_factory=dict)
 
@@ -110,6 +114,11 @@ def sweep(state_dir: Path, *, grace: float = 10.0) -> list[str]:
         for name, comp in state.components.items():
             if stop_pid(comp.pid, comp.argv0, grace=grace):
                 done.append(f"stopped {name} (pid {comp.pid})")
+    if state is not None and state.cluster_id:
+        done += [f"removed network namespace {n}" for n in network.destroy(state.cluster_id)]
+    if state is not None and state.bpf_root and Path(state.bpf_root).exists():
+        shutil.rmtree(state.bpf_root)  # pins; the programs using them died with their links
+        done.append(f"removed BPF pins {state.bpf_root}")
     if state_dir.exists():  # (a supervisor that was signalled removes it on its way out)
         shutil.rmtree(state_dir)
     if existed:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from weir_local.cluster import network
 from weir_local.cluster.plan import Component, Plan, kubeconfig_yaml
 from weir_local.cluster.state import ClusterState, ComponentState, StateFile
 
@@ -80,6 +81,18 @@ class Supervisor:
                 await self._wait_ready(http, comp)
                 if comp.name == "apiserver":
                     self.plan.kubeconfig.write_text(kubeconfig_yaml(self.plan.api_url))
+            try:
+                network.create(self.plan.cluster_id, self.plan.node_nets)
+            except network.NetworkError as e:
+                raise StartError(f"cannot create the node network: {e}") from e
+            for node in self.plan.nodes:
+                (self.plan.node_dir(node) / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
+            self.on_event(
+                "nodes "
+                + ", ".join(
+                    f"{n.name} ({n.internal_ip}, pods {n.pod_cidr})" for n in self.plan.node_nets
+                )
+            )
             services = self.plan.services()
             for comp in services:
                 await self._spawn(comp)
