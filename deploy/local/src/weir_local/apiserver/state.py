@@ -19,6 +19,7 @@ from .controllers.endpointslice import EndpointSliceController
 from .controllers.eventttl import EventTTLController
 from .controllers.namespace import NamespaceController
 from .controllers.podtermination import PodTerminationController
+from .controllers.scheduler import SchedulerController
 from .openapi import OpenAPIDocuments
 from .operations import Api
 from .persistence import SqlitePersistence
@@ -59,6 +60,7 @@ class ApiServerState:
             EndpointSliceController(self.api),
             NamespaceController(self.api, resync=config.namespace_resync),
             PodTerminationController(self.api),
+            SchedulerController(self.api),
             EventTTLController(self.api, ttl=config.event_ttl),
         ]
         self._task: asyncio.Task[None] | None = None
