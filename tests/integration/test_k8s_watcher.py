@@ -463,3 +463,45 @@ def _ready(svc: Service) -> bool:
     from tests.support.processes import http_ok
 
     return http_ok(svc.readyz)
+
+
+async def test_wait_converged_returns_only_once_every_earlier_change_is_in_kv(
+    api: ApiServer,
+    watcher: Service,
+    nats_server: NatsServer,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    from tests.support.processes import VENV_BIN
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "weir"), "status", "--nats-url", nats_server.url, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # Without the other pipeline stages running, the dataplane cannot be converged.
+    missing = status("--wait-converged", "--timeout", "3")
+    assert missing.returncode == 1 and "not running" in missing.stdout
+    others = [
+        Service(name, tmp_path, nats_server)
+        for name in ("identity-allocator", "policy-compiler", "lb-programmer", "bandwidth-manager")
+    ]
+    for svc in others:
+        svc.start_ready()
+    try:
+        await create(http, namespace("x"))
+        await bounded_gather([create(http, pod("x", f"p{i}")) for i in range(200)])
+        done = status("--wait-converged", "--timeout", "60")
+        assert done.returncode == 0, done.stdout + done.stderr
+        state = await kv_state(nats_server.url)  # read right after: no waiting allowed
+        assert sum(k.startswith("pod.x.") for k in state) == 200
+        assert "k8s-watcher" in done.stdout and "converged in" in done.stdout
+    finally:
+        for svc in others:
+            svc.stop()

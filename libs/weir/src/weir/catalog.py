@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from weir.codec import Schema
 from weir.models import (
+    BarrierReply,
+    BarrierRequest,
     EndpointRecord,
     EndpointSlice,
     K8sObject,
@@ -105,7 +107,37 @@ def endpoint_key(node: str, container_id: str) -> str:
 
 
 BUCKETS: tuple[Bucket[Any], ...] = (K8S, ENDPOINTS)
-SUBJECTS: tuple[Subject[Any], ...] = ()
+
+# --- weir.barrier.*: "have you applied everything pending?" (request/reply) ----------------------
+
+BARRIER_SCHEMA: Schema[BarrierRequest | BarrierReply] = Schema(
+    name="barrier", version=1, types=(BarrierRequest, BarrierReply)
+)
+BARRIER = Subject[BarrierRequest | BarrierReply](
+    pattern="weir.barrier.{service}",
+    schema=BARRIER_SCHEMA,
+    description=(
+        "Convergence barrier: a service replies once it has applied every change that was "
+        "pending when the request arrived; per-node services listen on "
+        "weir.barrier.<service>.<node>"
+    ),
+)
+# The order in which changes flow, so a barrier passed in this order covers the whole pipeline.
+PIPELINE = (
+    "k8s-watcher",
+    "identity-allocator",
+    "policy-compiler",
+    "lb-programmer",
+    "bandwidth-manager",
+)
+NODE_PIPELINE = ("node-loader",)
+
+
+def barrier_subject(service: str, node: str = "") -> str:
+    return f"weir.barrier.{service}" + (f".{node}" if node else "")
+
+
+SUBJECTS: tuple[Subject[Any], ...] = (BARRIER,)
 
 
 def bucket_named(name: str) -> Bucket[Any] | None:

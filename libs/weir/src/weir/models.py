@@ -231,3 +231,18 @@ class EndpointRecord:
     host_mac: str
     netns: str  # the pod's network namespace path, as CNI_NETNS gave it
     ifname: str  # the interface name inside the pod (CNI_IFNAME)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierRequest:
+    """Asks a service: have you applied everything that was pending when this arrived?"""
+
+    wait_seconds: float = 10.0  # how long the service may wait before answering "not yet"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierReply:
+    service: str
+    node: str = ""  # for per-node services
+    converged: bool
+    detail: str

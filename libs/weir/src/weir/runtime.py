@@ -13,22 +13,28 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from weir import bus, config, logs, telemetry
+from weir import bus, catalog, config, logs, telemetry
 from weir.catalog import Bucket
+from weir.codec import Codec, CodecError
 from weir.health import Health
+from weir.models import BarrierReply
 
 C = TypeVar("C", bound=config.ServiceConfig)
 T = TypeVar("T")
 log = logging.getLogger("weir.runtime")
+BarrierCheck = Callable[[], Awaitable[tuple[bool, str]]]
+BarrierBegin = Callable[[], Awaitable[BarrierCheck]]
 
 
 @dataclass
@@ -48,6 +54,42 @@ class Runtime(Generic[C]):
         """Open (creating if needed) a catalogue bucket."""
         return await bus.open_bucket(
             self.js, spec, self.bus_metrics, replicas=self.config.kv_replicas
+        )
+
+    async def serve_barrier(self, begin: BarrierBegin, *, node: str = "") -> None:
+        """Answer convergence barriers (catalog.BARRIER).
+
+        On each request `begin()` notes what is pending right then and returns a check, which
+        is polled until it says converged or the requester's wait has passed. Each request
+        waits in its own task, so one slow barrier never delays another.
+        """
+        codec = Codec(catalog.BARRIER_SCHEMA)
+        waiting: set[asyncio.Task[None]] = set()
+
+        async def answer(msg: Msg) -> None:
+            try:
+                request = codec.decode(msg.data)
+            except CodecError as e:
+                self.bus_metrics.decode_errors.labels(msg.subject, e.reason).inc()
+                log.warning("bad barrier request on %s: %s", msg.subject, e)
+                return
+            wait = min(getattr(request, "wait_seconds", 10.0), 60.0)
+            deadline = time.monotonic() + wait
+            check = await begin()
+            converged, detail = await check()
+            while not converged and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                converged, detail = await check()
+            reply = BarrierReply(service=self.name, node=node, converged=converged, detail=detail)
+            await msg.respond(codec.encode(reply))
+
+        async def on_request(msg: Msg) -> None:
+            task = asyncio.ensure_future(answer(msg))
+            waiting.add(task)
+            task.add_done_callback(waiting.discard)
+
+        await self.nc.subscribe(
+            catalog.barrier_subject(self.name, node), queue="barrier", cb=on_request
         )
 
 
@@ -159,6 +201,14 @@ def idle(capability: str) -> Callable[[Runtime[Any]], Awaitable[None]]:
 
     async def main(rt: Runtime[Any]) -> None:
         detail = f"nothing to do yet: {capability}"
+
+        async def nothing_pending() -> tuple[bool, str]:
+            return True, detail
+
+        async def begin() -> BarrierCheck:
+            return nothing_pending
+
+        await rt.serve_barrier(begin)
         rt.health.set("work", True, detail)
         log.info(detail)
         await asyncio.Event().wait()

@@ -101,6 +101,9 @@ class Informer:
         self._settings = settings
         self._on_relist = on_relist
         self._relist_requested = False
+        # The last resourceVersion this informer has fully handed to its sink (list, event or
+        # bookmark): everything in the API up to it has been seen.
+        self.resource_version = ""
 
     def request_relist(self) -> None:
         """Relist at the next event or bookmark (e.g. after a failed write downstream)."""
@@ -115,6 +118,7 @@ class Informer:
                 if rv is None:
                     self._on_relist(self.kind.kind, reason)
                     rv = await self._relist()
+                    self.resource_version = rv
                     self._sink.state(self.kind.kind, True, f"watching from {rv}")
                 rv = await self._watch(rv)
                 delay = self._settings.initial_backoff
@@ -195,6 +199,7 @@ class Informer:
             async for line in _lines(resp):
                 event = orjson.loads(line)
                 rv = await self._event(event, rv)
+                self.resource_version = rv
                 if self._relist_requested:
                     return rv
             return rv  # the server ended the watch: resume from rv

@@ -18,8 +18,9 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
@@ -304,6 +305,7 @@ async def run(rt: runtime.Runtime[WatcherConfig]) -> None:
         page_size=cfg.list_page_size, watch_timeout=cfg.watch_timeout_seconds
     )
     async with await api_client(cfg.kubeconfig) as api, asyncio.TaskGroup() as tasks:
+        await rt.serve_barrier(lambda: _barrier(api, watcher))
         tasks.create_task(watcher.writer.run(), name="kv-acks")
         for kind in watched:
             informer = Informer(
@@ -315,6 +317,41 @@ async def run(rt: runtime.Runtime[WatcherConfig]) -> None:
             )
             watcher.informers[kind.kind] = informer
             tasks.create_task(informer.run(), name=f"informer-{kind.kind}")
+
+
+def _rv(text: str) -> int:
+    # resourceVersions are opaque to clients in general, but etcd's (and the local API
+    # server's) are one global increasing counter: comparing them is how "caught up" is known.
+    return int(text) if text.isdigit() else 0
+
+
+async def _barrier(api: client.ApiClient, watcher: Watcher) -> runtime.BarrierCheck:
+    """Converged once every informer has seen the API up to its state at the barrier."""
+    # With _preload_content=False the generated call returns the raw aiohttp response.
+    resp = cast(
+        aiohttp.ClientResponse,
+        await client.CoreV1Api(api).list_namespace(
+            limit=1, _preload_content=False, _request_timeout=10
+        ),
+    )
+    try:
+        target = _rv(str(((await resp.json()).get("metadata") or {}).get("resourceVersion")))
+    finally:
+        resp.release()
+
+    async def check() -> tuple[bool, str]:
+        behind = sorted(
+            kind
+            for kind, informer in watcher.informers.items()
+            if _rv(informer.resource_version) < target
+        )
+        if behind:
+            return False, f"{', '.join(behind)} not yet at resourceVersion {target}"
+        if watcher.writer.in_flight:
+            return False, f"{watcher.writer.in_flight} KV writes not yet acknowledged"
+        return True, f"weir-k8s mirrors the API as of resourceVersion {target}"
+
+    return check
 
 
 def main() -> None:

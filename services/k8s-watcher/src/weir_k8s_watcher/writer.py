@@ -43,6 +43,7 @@ class KvWriter:
         self._on_failure = on_failure
         self._ack_timeout = ack_timeout
         self._queue: asyncio.Queue[_InFlight] = asyncio.Queue(maxsize=max_in_flight)
+        self.in_flight = 0  # sent and not yet acknowledged (or reported failed)
 
     async def send(
         self,
@@ -53,6 +54,7 @@ class KvWriter:
         started: float,
     ) -> None:
         """Send a put (or, for None, a delete). Blocks only when too many acks are pending."""
+        self.in_flight += 1
         ack = await self._bucket.put_async(key, value, headers)
         await self._queue.put(_InFlight(kind, key, ack, started))  # type: ignore[arg-type]
 
@@ -78,4 +80,5 @@ class KvWriter:
             else:
                 self._on_acked(item.kind, time.monotonic() - item.started)
             finally:
+                self.in_flight -= 1
                 self._queue.task_done()

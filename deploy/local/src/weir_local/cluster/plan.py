@@ -113,6 +113,10 @@ class Plan:
                     str(self.state_dir / "apiserver"),
                     "--port",
                     str(self.ports.api),
+                    # Frequent bookmarks keep every informer's resourceVersion current, so
+                    # `weir status --wait-converged` answers promptly when nothing changes.
+                    "--bookmark-interval",
+                    "1",
                 ),
                 probe=Probe(http=f"{self.api_url}/readyz"),
                 log="apiserver.log",

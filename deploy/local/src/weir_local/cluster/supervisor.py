@@ -63,6 +63,8 @@ class Supervisor:
             nats_url=plan.nats_url,
             api_url=plan.api_url,
             kubeconfig=str(plan.kubeconfig),
+            cluster_id=plan.cluster_id,
+            bpf_root=str(plan.bpf_root),
             nodes=list(plan.nodes),
         )
         self._procs: dict[str, asyncio.subprocess.Process] = {}

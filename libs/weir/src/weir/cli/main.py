@@ -12,7 +12,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-from weir.cli import kv
+from weir.cli import kv, status
 
 log = logging.getLogger("weir.cli")
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     kv.register(commands)
+    status.register(commands)
     for ep in sorted(entry_points(group="weir.cli"), key=lambda e: e.name):
         try:
             ep.load()(commands)
