@@ -83,7 +83,9 @@ def test_detached_cluster_serves_kubectl_restarts_crashes_and_goes_away(state: P
     info = cluster(state)
     comps = info["components"]
     assert isinstance(comps, dict)
-    assert set(comps) == {"nats", "apiserver", *SERVICES, "node-loader/node-1"}
+    assert set(comps) == {"nats", "apiserver", *SERVICES, "node-loader/node-1", "kubelet/node-1"}
+    cid = str(cluster(state)["cluster_id"])
+    assert network.namespaces_of(cid) == [f"{cid}-fabric", f"{cid}-node-1"]
     for name, comp in comps.items():
         if comp["probe"].startswith("http"):
             assert http_ok(comp["probe"]), name
