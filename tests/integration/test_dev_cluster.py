@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from weir_local.cluster.plan import SERVICES
+from weir_local.cluster import network
+from weir_local.cluster.plan import BPF_ROOT, SERVICES
 from weir_local.cluster.state import pid_alive
 
 from tests.support.processes import KUBECTL, VENV_BIN, http_ok, require, wait_until
@@ -56,12 +57,14 @@ def processes_mentioning(text: str) -> list[str]:
     return out
 
 
-def assert_nothing_left(state: Path, pids: dict[str, int]) -> None:
+def assert_nothing_left(state: Path, pids: dict[str, int], cid: str) -> None:
     wait_until(
         lambda: not any(pid_alive(p) for p in pids.values()), 30, "cluster processes still running"
     )
     assert not state.exists()
     assert processes_mentioning(str(state)) == []
+    assert network.namespaces_of(cid) == []
+    assert not (BPF_ROOT / cid).exists()
 
 
 @pytest.fixture
@@ -121,7 +124,7 @@ def test_detached_cluster_serves_kubectl_restarts_crashes_and_goes_away(state: P
     pids = component_pids(state) | {"supervisor": int(cluster(state)["supervisor_pid"])}
     down = weir(state, "dev", "down")
     assert down.returncode == 0 and f"removed {state}" in down.stdout
-    assert_nothing_left(state, pids)
+    assert_nothing_left(state, pids, cid)
 
 
 def test_foreground_cluster_stops_on_ctrl_c_and_leaves_nothing(state: Path) -> None:
@@ -142,11 +145,12 @@ def test_foreground_cluster_stops_on_ctrl_c_and_leaves_nothing(state: Path) -> N
             break
     assert any("is ready" in line for line in lines), "".join(lines)
     pids = component_pids(state) | {"supervisor": proc.pid}
+    cid = str(cluster(state)["cluster_id"])
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "Stopping the Weir local cluster" in out
-    assert_nothing_left(state, pids)
+    assert_nothing_left(state, pids, cid)
 
 
 def test_idle_services_say_they_have_nothing_to_do_yet(state: Path) -> None:
@@ -161,7 +165,6 @@ def test_idle_services_say_they_have_nothing_to_do_yet(state: Path) -> None:
         "policy-compiler",
         "lb-programmer",
         "bandwidth-manager",
-        "node-loader/node-1",
     ):
         with urllib.request.urlopen(comps[name]["probe"], timeout=5) as r:
             body = r.read().decode()
