@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench import apiserver_writes, k8s_watcher_latency
+from tests.bench import apiserver_writes, k8s_watcher_latency, pods_to_running
 
 BENCHMARKS = {
     "apiserver_writes": apiserver_writes.main,
     "k8s_watcher_latency": k8s_watcher_latency.main,
+    "pods_to_running": pods_to_running.main,
 }
 OUT = Path(__file__).resolve().parents[2] / ".weir" / "bench"
 
