@@ -136,9 +136,11 @@ class NodeLoaderDouble:
             raise TimeoutError("node-loader double did not start")
 
     def stop(self) -> None:
+        """Stop serving (the socket goes away, as when node-loader is down); idempotent."""
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            self._loop = self._thread = None
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
 
