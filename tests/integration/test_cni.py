@@ -202,6 +202,19 @@ def test_add_twice_is_the_same_attachment(net: Net) -> None:
     assert net.double.calls("PUT") == ["c-twice", "c-twice"]
 
 
+def test_add_replaces_a_half_made_leftover_veth(net: Net) -> None:
+    # What an ADD killed between `link add` and its rollback would leave: our name, no pod.
+    host = host_ifname("c-stale")
+    assert net.node.run("ip", "link", "add", host, "type", "veth", "peer", "stray0").returncode == 0
+    pod = net.pod()
+    result = ok(net.runtime.add("c-stale", pod))
+    assert net.host_veths() == [host]
+    stray = net.node.run("ip", "link", "show", "dev", "stray0")
+    assert stray.returncode != 0, "the leftover pair was deleted, not reused"
+    assert pod.ip_json("link", "show", "dev", "eth0")[0]["address"] == pod_mac("c-stale")
+    assert ok(net.runtime.check("c-stale", pod, result)) is None
+
+
 def test_add_in_older_cni_versions(net: Net) -> None:
     net.runtime.cni_version = "0.4.0"
     result = ok(net.runtime.add("c-old", net.pod()))
@@ -261,6 +274,13 @@ def test_check_after_the_veth_is_gone(net: Net) -> None:
     doc = failed(net.runtime.check("c-chk3", pod, result), 103)
     assert f"host veth {host_ifname('c-chk3')} is missing" in doc["details"]
     assert "eth0 is missing" in doc["details"]
+
+
+def test_check_with_node_loader_down_is_try_again(net: Net) -> None:
+    pod = net.pod()
+    result = ok(net.runtime.add("c-chk5", pod))
+    net.double.stop()
+    failed(net.runtime.check("c-chk5", pod, result), 11)
 
 
 def test_check_needs_prev_result_and_a_recent_version(net: Net) -> None:
@@ -471,6 +491,11 @@ def test_status(net: Net) -> None:
     env = {"CNI_COMMAND": "STATUS", "PATH": "/usr/bin:/bin"}
     assert ok(net.runtime.invoke(env, net.runtime.netconf())) is None
     net.double.healthy = False
-    failed(net.runtime.invoke(env, net.runtime.netconf()), 50)
+    assert "not ready" in failed(net.runtime.invoke(env, net.runtime.netconf()), 50)["msg"]
+    net.double.healthy = True
+    # A /30 has one address; once a pod holds it, the plugin cannot serve another ADD.
+    full = net.runtime.netconf(ipam={"subnet": "10.251.7.0/30", "dataDir": str(net.ipam_dir)})
+    ok(net.runtime.invoke(net.runtime.env("ADD", "c-status", net.pod().path), full))
+    assert "no free address" in failed(net.runtime.invoke(env, full), 50)["msg"]
     net.runtime.cni_version = "1.0.0"
     failed(net.runtime.invoke(env, net.runtime.netconf()), 1)
