@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from weir import catalog, runtime, telemetry
 from weir.bus import TypedKv
 from weir.config import ServiceConfig, setting
+from weir.kube import api_client
 from weir.models import K8sObject
 
 from .core import Mirror, Write
@@ -263,21 +263,6 @@ class Watcher(Sink):
                 "name": meta.get("name", ""),
             },
         )
-
-
-async def api_client(kubeconfig: str) -> client.ApiClient:
-    """A client from the given kubeconfig, the in-cluster service account, or the default
-    kubeconfig ($KUBECONFIG or ~/.kube/config), in that order."""
-    configuration = client.Configuration()
-    if kubeconfig:
-        await config.load_kube_config(
-            config_file=kubeconfig, client_configuration=configuration, persist_config=False
-        )
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(client_configuration=configuration, persist_config=False)
-    return client.ApiClient(configuration)
 
 
 async def run(rt: runtime.Runtime[WatcherConfig]) -> None:
