@@ -1,0 +1,87 @@
+"""The one seam between node-loader's logic and the kernel: the `Kernel` protocol.
+
+Everything node-loader does to the node — map entries, tc filters on pod veths, routes — goes
+through these few calls, so the registry and reconciliation above them are plain code tested
+with an in-memory fake, and the real implementation (linux.py) stays a thin translation to
+bpf(2) and netlink. The calls block; the service runs them on one dedicated thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from weir.models import EndpointRecord
+
+from weir_node_loader.maps import Counters, Direction
+
+
+class HookOutcome(StrEnum):
+    """What attaching one hook took."""
+
+    ADOPTED = "adopted"  # the current program was already attached: nothing changed
+    ADDED = "added"
+    REPLACED = "replaced"  # another build (or maps) was attached: swapped atomically
+
+
+class KernelError(Exception):
+    """A kernel operation failed. `reason` is a short label for metrics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    """What the pinned maps hold for one host veth.
+
+    `record` is None when the entries are half-written or unreadable; `complete` is True only
+    when every entry of the endpoint (info, meta, both counters) exists.
+    """
+
+    ifindex: int
+    record: EndpointRecord | None
+    complete: bool
+
+
+class Kernel(Protocol):
+    def links(self) -> dict[int, str]:
+        """Every link of the node's network namespace: ifindex -> name."""
+        ...
+
+    def realized(self) -> dict[int, Realized]:
+        """Every endpoint the pinned maps hold, by host veth ifindex."""
+        ...
+
+    def hooked(self) -> set[int]:
+        """The links that carry a Weir tc filter."""
+        ...
+
+    def write_endpoint(self, record: EndpointRecord) -> bool:
+        """Make the maps hold `record` (counters are created, never reset). True if changed."""
+        ...
+
+    def attach(self, ifindex: int) -> dict[Direction, HookOutcome]:
+        """Make both hooks of the link run the current programs (adopt, add or replace)."""
+        ...
+
+    def remove_endpoint(self, ifindex: int) -> bool:
+        """Detach Weir's filters (if the link exists) and delete the map entries of `ifindex`.
+        True when anything was removed."""
+        ...
+
+    def counters(self) -> dict[int, Counters]:
+        """Every endpoint's counters, by host veth ifindex."""
+        ...
+
+    def routes(self) -> dict[str, str]:
+        """Weir's routes in the node's main table: destination CIDR -> gateway."""
+        ...
+
+    def set_route(self, cidr: str, gateway: str) -> None:
+        """Add or replace Weir's route to `cidr`."""
+        ...
+
+    def delete_route(self, cidr: str) -> None: ...

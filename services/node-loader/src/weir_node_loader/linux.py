@@ -1,0 +1,231 @@
+"""The real `Kernel`: pinned maps through bpf(2), tc and routes through pyroute2 netlink.
+
+It works on the node's network namespace from wherever node-loader runs: in a hostNetwork pod
+that is its own namespace (`IPRoute()`); in the local cluster node-loader stays in the root
+namespace — BCC and bpffs need the root mount namespace, which `ip netns exec` would replace —
+and reaches the node's namespace with `NetNS`, whose netlink socket lives there. Every method
+runs on node-loader's one kernel thread (pyroute2's synchronous objects are bound to the thread
+that made them).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute, NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+from weir.models import EndpointRecord
+
+from weir_node_loader import bpfsys, tc
+from weir_node_loader.endpoint_maps import EndpointMaps
+from weir_node_loader.kernel import HookOutcome, KernelError, Realized
+from weir_node_loader.maps import Counters, Direction
+from weir_node_loader.program import LoadedProg, Program
+
+log = logging.getLogger("weir.node_loader.linux")
+
+# rtm_protocol of every route Weir installs ("W"; unassigned in iproute2's rt_protos), so that
+# reconciliation lists, replaces and deletes only its own routes.
+ROUTE_PROTOCOL = 87
+MAIN_TABLE = 254
+NETNS_DIR = Path("/run/netns")
+
+
+def netns_path(netns: str) -> Path | None:
+    """None for node-loader's own namespace, else the namespace file (a name or a path)."""
+    if not netns:
+        return None
+    return Path(netns) if "/" in netns else NETNS_DIR / netns
+
+
+def open_netlink(netns: str) -> Any:
+    path = netns_path(netns)
+    if path is None:
+        return IPRoute()
+    if not path.exists():
+        raise KernelError("netns", f"network namespace {netns!r} not found ({path})")
+    return NetNS(str(path), flags=0)  # flags=0: never create it
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Kernel failures as KernelError with a reason label."""
+    try:
+        yield
+    except tc.LinkGone as e:
+        raise KernelError("link_gone", f"{what}: the link is gone ({e})") from None
+    except NetlinkError as e:
+        reason = "link_gone" if e.code == errno.ENODEV else "netlink"
+        raise KernelError(reason, f"{what}: {e}") from None
+    except bpfsys.BpfError as e:
+        raise KernelError("bpf", f"{what}: {e}") from None
+
+
+class LinuxKernel:
+    def __init__(self, *, ipr: Any, program: Program, maps: EndpointMaps, node: str) -> None:
+        self._ipr = ipr
+        self._program = program
+        self._maps = maps
+        self._node = node
+        self._prog_cache: dict[int, tuple[str, frozenset[int]]] = {}
+
+    @classmethod
+    def open(cls, *, netns: str, pin_dir: Path, program: Program, node: str) -> LinuxKernel:
+        endpoint_maps = EndpointMaps.open(pin_dir)
+        try:
+            for prog in program.progs.values():
+                if not prog.map_ids <= endpoint_maps.map_ids:
+                    raise KernelError(
+                        "pins", f"{prog.name} uses maps other than the pins in {pin_dir}"
+                    )
+            ipr = open_netlink(netns)
+        except BaseException:
+            endpoint_maps.close()
+            raise
+        return cls(ipr=ipr, program=program, maps=endpoint_maps, node=node)
+
+    def close(self) -> None:
+        self._ipr.close()
+        self._maps.close()
+
+    # --- links and endpoints ------------------------------------------------------------------
+
+    def links(self) -> dict[int, str]:
+        with _translated("list links"):
+            return {msg["index"]: str(msg.get_attr("IFLA_IFNAME")) for msg in self._ipr.get_links()}
+
+    def realized(self) -> dict[int, Realized]:
+        with _translated("read endpoint maps"):
+            return self._maps.realized(self._node)
+
+    def counters(self) -> dict[int, Counters]:
+        with _translated("read counters"):
+            return self._maps.counters()
+
+    def write_endpoint(self, record: EndpointRecord) -> bool:
+        with _translated(f"write endpoint {record.container_id}"):
+            return self._maps.write(record)
+
+    def attach(self, ifindex: int) -> dict[Direction, HookOutcome]:
+        outcomes: dict[Direction, HookOutcome] = {}
+        with _translated(f"attach to ifindex {ifindex}"):
+            self._ipr.get_links(ifindex)  # ENODEV when the veth is gone
+            tc.ensure_clsact(self._ipr, ifindex)
+            for direction, parent in tc.PARENTS.items():
+                prog = self._program.progs[direction]
+                found = tc.weir_filter(self._ipr, ifindex, parent)
+                if found is None:
+                    outcome = HookOutcome.ADDED
+                elif not found.is_weir:
+                    raise KernelError(
+                        "conflict",
+                        f"ifindex {ifindex}: filter {found.name!r} holds tc prio "
+                        f"{tc.FILTER_PRIO} handle {tc.FILTER_HANDLE}; not replacing it",
+                    )
+                elif self._is_current(found.prog_id, prog):
+                    outcomes[direction] = HookOutcome.ADOPTED
+                    continue
+                else:
+                    outcome = HookOutcome.REPLACED
+                tc.set_filter(
+                    self._ipr,
+                    ifindex,
+                    parent,
+                    fd=prog.fd,
+                    name=prog.name,
+                    replace=outcome == HookOutcome.REPLACED,
+                )
+                outcomes[direction] = outcome
+        return outcomes
+
+    def _is_current(self, prog_id: int, prog: LoadedProg) -> bool:
+        """Whether the attached program is this build on these maps: same instructions (tag)
+        and the same map ids (a tag alone would match a program left on deleted pins)."""
+        if prog_id == prog.id:
+            return True
+        if prog_id not in self._prog_cache:
+            try:
+                info = bpfsys.prog_info_by_id(prog_id)
+            except bpfsys.BpfError:
+                return False
+            self._prog_cache[prog_id] = (info.tag, frozenset(info.map_ids))
+        tag, map_ids = self._prog_cache[prog_id]
+        return tag == prog.tag and map_ids == prog.map_ids
+
+    def hooked(self) -> set[int]:
+        found: set[int] = set()
+        with _translated("list tc filters"):
+            for ifindex in self.links():
+                try:
+                    filters = [tc.weir_filter(self._ipr, ifindex, p) for p in tc.PARENTS.values()]
+                except tc.LinkGone:
+                    continue  # vanished meanwhile
+                if any(f is not None and f.is_weir for f in filters):
+                    found.add(ifindex)
+        return found
+
+    def remove_endpoint(self, ifindex: int) -> bool:
+        removed = False
+        with _translated(f"remove endpoint on ifindex {ifindex}"):
+            if ifindex in self.links():
+                removed = self._detach(ifindex)
+            removed |= self._maps.remove(ifindex)
+        return removed
+
+    def _detach(self, ifindex: int) -> bool:
+        try:
+            removed = False
+            for parent in tc.PARENTS.values():
+                found = tc.weir_filter(self._ipr, ifindex, parent)
+                if found is not None and found.is_weir:
+                    tc.delete_filter(self._ipr, ifindex, parent)
+                    removed = True
+            others = any(tc.bpf_filters(self._ipr, ifindex, p) for p in tc.PARENTS.values())
+            if removed and not others and tc.has_clsact(self._ipr, ifindex):
+                tc.delete_clsact(self._ipr, ifindex)  # Weir added it; nobody else uses it
+            return removed
+        except tc.LinkGone:
+            return False  # the veth went away meanwhile, and its filters with it
+
+    # --- routes -------------------------------------------------------------------------------
+
+    def _main_routes(self) -> list[Any]:
+        return list(self._ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE))
+
+    @staticmethod
+    def _dst(msg: Any) -> str:
+        return f"{msg.get_attr('RTA_DST') or '0.0.0.0'}/{msg['dst_len']}"
+
+    def routes(self) -> dict[str, str]:
+        with _translated("list routes"):
+            return {
+                self._dst(r): str(r.get_attr("RTA_GATEWAY") or "")
+                for r in self._main_routes()
+                if r["proto"] == ROUTE_PROTOCOL
+            }
+
+    def set_route(self, cidr: str, gateway: str) -> None:
+        with _translated(f"route {cidr} via {gateway}"):
+            for r in self._main_routes():
+                if self._dst(r) == cidr and r["proto"] != ROUTE_PROTOCOL:
+                    raise KernelError(
+                        "conflict", f"route {cidr} exists with protocol {r['proto']}: not Weir's"
+                    )
+            self._ipr.route(
+                "replace", dst=cidr, gateway=gateway, proto=ROUTE_PROTOCOL, table=MAIN_TABLE
+            )
+
+    def delete_route(self, cidr: str) -> None:
+        with _translated(f"delete route {cidr}"):
+            try:
+                # The kernel matches the protocol too: only Weir's route can go.
+                self._ipr.route("del", dst=cidr, proto=ROUTE_PROTOCOL, table=MAIN_TABLE)
+            except NetlinkError as e:
+                if e.code != errno.ESRCH:
+                    raise
