@@ -1,0 +1,184 @@
+"""In-memory stand-ins for node-loader's kernel adapter and KV store, for the pure-core tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from weir.endpoint_api import EndpointRequest
+from weir.models import EndpointRecord
+from weir_node_loader.kernel import HookOutcome, KernelError, Realized
+from weir_node_loader.maps import Counter, Counters, Direction
+
+NODE = "node-1"
+
+
+def request(
+    cid: str = "c1", ifindex: int = 10, ip: str = "10.244.1.2", **over: object
+) -> EndpointRequest:
+    values: dict[str, object] = {
+        "container_id": cid,
+        "pod_namespace": "default",
+        "pod_name": f"pod-{cid}",
+        "ip": ip,
+        "mac": "0a:58:0a:f4:01:02",
+        "host_ifname": f"wr{cid}",
+        "host_ifindex": ifindex,
+        "host_mac": "ee:ee:ee:ee:ee:01",
+        "netns": f"/run/netns/pod-{cid}",
+        "ifname": "eth0",
+    }
+    values.update(over)
+    return EndpointRequest(**values)  # type: ignore[arg-type]
+
+
+def record(
+    cid: str = "c1", ifindex: int = 10, ip: str = "10.244.1.2", **over: object
+) -> EndpointRecord:
+    r = request(cid, ifindex, ip)
+    rec = EndpointRecord(
+        node=NODE,
+        container_id=r.container_id,
+        pod_namespace=r.pod_namespace,
+        pod_name=r.pod_name,
+        ip=r.ip,
+        mac=r.mac,
+        host_ifname=r.host_ifname,
+        host_ifindex=r.host_ifindex,
+        host_mac=r.host_mac,
+        netns=r.netns,
+        ifname=r.ifname,
+    )
+    return replace(rec, **over)  # type: ignore[arg-type]
+
+
+class FakeKernel:
+    """Links, endpoint map entries, hooks and routes as dicts; `fail` injects errors."""
+
+    def __init__(self) -> None:
+        self.link_table: dict[int, str] = {1: "lo", 2: "eth0"}
+        self.entries: dict[int, EndpointRecord] = {}
+        self.half: set[int] = set()  # ifindexes with half-written entries (no record)
+        self.stats: dict[int, Counters] = {}
+        self.hooks: dict[int, dict[Direction, str]] = {}  # "current" or "old" per direction
+        self.route_table: dict[str, str] = {}
+        self.fail: dict[str, KernelError] = {}
+        self.calls: list[str] = []
+
+    def _enter(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.fail[name]
+
+    def add_veth(self, ifindex: int, name: str) -> None:
+        self.link_table[ifindex] = name
+
+    def del_veth(self, ifindex: int) -> None:
+        self.link_table.pop(ifindex, None)
+        self.hooks.pop(ifindex, None)  # tc state goes with the link
+
+    # --- Kernel -------------------------------------------------------------------------------
+
+    def links(self) -> dict[int, str]:
+        self._enter("links")
+        return dict(self.link_table)
+
+    def realized(self) -> dict[int, Realized]:
+        self._enter("realized")
+        out = {i: Realized(i, r, i in self.stats) for i, r in self.entries.items()}
+        out.update({i: Realized(i, None, False) for i in self.half})
+        return out
+
+    def hooked(self) -> set[int]:
+        self._enter("hooked")
+        return {i for i, h in self.hooks.items() if h}
+
+    def write_endpoint(self, record: EndpointRecord) -> bool:
+        self._enter("write_endpoint")
+        i = record.host_ifindex
+        changed = self.entries.get(i) != record or i not in self.stats
+        held = self.entries.get(i)
+        if held is not None and held.container_id != record.container_id:
+            self.stats.pop(i, None)
+        self.entries[i] = record
+        self.half.discard(i)
+        self.stats.setdefault(i, Counters())
+        return changed
+
+    def attach(self, ifindex: int) -> dict[Direction, HookOutcome]:
+        self._enter("attach")
+        if ifindex not in self.link_table:
+            raise KernelError("link_gone", f"ifindex {ifindex} is gone")
+        hooks = self.hooks.setdefault(ifindex, {})
+        out = {}
+        for d in Direction:
+            state = hooks.get(d)
+            out[d] = {
+                None: HookOutcome.ADDED,
+                "old": HookOutcome.REPLACED,
+                "current": HookOutcome.ADOPTED,
+            }[state]
+            hooks[d] = "current"
+        return out
+
+    def remove_endpoint(self, ifindex: int) -> bool:
+        self._enter("remove_endpoint")
+        removed = bool(self.hooks.pop(ifindex, None)) if ifindex in self.link_table else False
+        removed |= self.entries.pop(ifindex, None) is not None
+        removed |= self.stats.pop(ifindex, None) is not None
+        if ifindex in self.half:
+            self.half.discard(ifindex)
+            removed = True
+        return removed
+
+    def counters(self) -> dict[int, Counters]:
+        self._enter("counters")
+        return dict(self.stats)
+
+    def routes(self) -> dict[str, str]:
+        self._enter("routes")
+        return dict(self.route_table)
+
+    def set_route(self, cidr: str, gateway: str) -> None:
+        self._enter("set_route")
+        self.route_table[cidr] = gateway
+
+    def delete_route(self, cidr: str) -> None:
+        self._enter("delete_route")
+        self.route_table.pop(cidr, None)
+
+    # --- helpers for tests --------------------------------------------------------------------
+
+    def count(self, ifindex: int, packets: int) -> None:
+        """Traffic: the datapath adds to an endpoint's counters."""
+        c = self.stats[ifindex]
+        self.stats[ifindex] = Counters(
+            from_pod=Counter(c.from_pod.packets + packets, c.from_pod.bytes + 100 * packets),
+            to_pod=Counter(c.to_pod.packets + packets, c.to_pod.bytes + 100 * packets),
+        )
+
+
+class FakeStore:
+    """This node's keys of KV weir-endpoints."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, EndpointRecord | None] = {}
+        self.down = False
+        self.writes = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionError("nats: no servers available")
+
+    async def snapshot(self) -> dict[str, EndpointRecord | None]:
+        self._check()
+        return dict(self.data)
+
+    async def put(self, record: EndpointRecord) -> None:
+        self._check()
+        self.writes += 1
+        self.data[record.container_id] = record
+
+    async def delete(self, container_id: str) -> None:
+        self._check()
+        self.writes += 1
+        self.data.pop(container_id, None)
