@@ -23,7 +23,7 @@ down: ## stop a local cluster started with `weir dev up --detach` and remove its
 	$(BIN)/weir dev down
 
 test: setup lint ## lint, type-check, then every unit and integration test
-	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit tests/integration
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit tests/bpf tests/integration
 
 unit: ## only the fast tests (no processes, no root)
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit
