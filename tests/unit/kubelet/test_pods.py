@@ -264,7 +264,8 @@ async def test_a_broken_sandbox_is_rebuilt() -> None:
     runtime.servers.clear()  # as after a restart
     runtime.fail_check = CniError(999, "eth0 is gone")
     assert await c.reconcile("u1") is Action.ADOPT
-    assert [x[0] for x in runtime.log[2:]] == ["adopt", "teardown", "setup", "status"]
+    # Not ready while the sandbox is made again, then ready with its new address.
+    assert [x[0] for x in runtime.log[2:]] == ["adopt", "status", "teardown", "setup", "status"]
     assert ("SandboxChanged", "Pod sandbox changed, it will be killed and re-created.") in events(
         client
     )

@@ -228,6 +228,9 @@ class PodController:
 
     async def _rebuild(self, pod: Obj, info: PodInfo) -> None:
         await self._post_event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED)
+        obs = self._observed(pod, ready=False)
+        if obs is not None:  # the pod does not answer until its new sandbox does
+            await self._write_status(pod, obs)
         await self._teardown(pod, info.uid)
         await self._setup(pod, info)
 
