@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -282,42 +283,44 @@ class CniRunner:
             start = time.monotonic()
             ok = False
             try:
-                node_fd = os.open(self.node_netns, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise CniError(
-                    EXEC_FAILED, f"node network namespace {self.node_netns}: {e.strerror}"
-                ) from None
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    str(binary),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    env=env,
-                    # setns(2) into the node before exec: the descriptor stays open in the
-                    # child until exec (close_fds runs after preexec_fn).
-                    preexec_fn=functools.partial(netns.setns, node_fd),
-                )
-            except OSError as e:
-                raise CniError(EXEC_FAILED, f"exec {binary}: {e.strerror}", plugin=ptype) from None
-            finally:
-                os.close(node_fd)
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(stdin), self.timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                raise CniError(
-                    EXEC_FAILED, f"{command} timed out after {self.timeout:.0f}s", plugin=ptype
-                ) from None
-            except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                raise
-            try:
+                proc = await self._spawn(binary, ptype, env)
+                try:
+                    out, err = await asyncio.wait_for(proc.communicate(stdin), self.timeout)
+                except TimeoutError:
+                    raise CniError(
+                        EXEC_FAILED, f"{command} timed out after {self.timeout:.0f}s", plugin=ptype
+                    ) from None
+                finally:
+                    if proc.returncode is None:  # timed out or cancelled: never leave it running
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
                 result = parse_output(ptype, command, proc.returncode or 0, out, err)
                 ok = True
                 return result
             finally:
                 self._observe(command, ptype, time.monotonic() - start, ok)
+
+    async def _spawn(
+        self, binary: Path, ptype: str, env: dict[str, str]
+    ) -> asyncio.subprocess.Process:
+        try:
+            node_fd = os.open(self.node_netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CniError(
+                EXEC_FAILED, f"node network namespace {self.node_netns}: {e.strerror}"
+            ) from None
+        try:
+            return await asyncio.create_subprocess_exec(
+                str(binary),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                # setns(2) into the node before exec: the descriptor stays open in the child
+                # until exec (close_fds runs after preexec_fn).
+                preexec_fn=functools.partial(netns.setns, node_fd),
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CniError(EXEC_FAILED, f"exec {binary}: {e}", plugin=ptype) from None
+        finally:
+            os.close(node_fd)
