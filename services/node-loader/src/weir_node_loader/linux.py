@@ -1,24 +1,30 @@
 """The real `Kernel`: pinned maps through bpf(2), tc and routes through pyroute2 netlink.
 
 It works on the node's network namespace from wherever node-loader runs: in a hostNetwork pod
-that is its own namespace (`IPRoute()`); in the local cluster node-loader stays in the root
-namespace — BCC and bpffs need the root mount namespace, which `ip netns exec` would replace —
-and reaches the node's namespace with `NetNS`, whose netlink socket lives there. Every method
-runs on node-loader's one kernel thread (pyroute2's synchronous objects are bound to the thread
-that made them).
+that is its own namespace; in the local cluster node-loader stays in the root namespace — BCC
+and bpffs need the root mount namespace, which `ip netns exec` would replace — and talks to the
+node's namespace through a netlink socket created there. pyroute2's `NetNS` would do that by
+forking a helper and SIGTERM-ing it afterwards; a child forked from an asyncio process shares
+the event loop's signal wakeup fd, so a signal reaching the helper was read by node-loader's
+loop as its own and stopped it (seen here, intermittently). The kernel thread therefore enters
+the namespace with setns(2) just for the socket() call (setns of a network namespace affects
+only the calling thread) and returns. Every method runs on node-loader's one kernel thread
+(pyroute2's synchronous objects are bound to the thread that made them).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute, NetNS
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from weir.models import EndpointRecord
 
@@ -35,6 +41,8 @@ log = logging.getLogger("weir.node_loader.linux")
 ROUTE_PROTOCOL = 87
 MAIN_TABLE = 254
 NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def netns_path(netns: str) -> Path | None:
@@ -44,13 +52,31 @@ def netns_path(netns: str) -> Path | None:
     return Path(netns) if "/" in netns else NETNS_DIR / netns
 
 
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
 def open_netlink(netns: str) -> Any:
+    """An IPRoute whose socket lives in the node's network namespace (never created here)."""
     path = netns_path(netns)
     if path is None:
         return IPRoute()
-    if not path.exists():
-        raise KernelError("netns", f"network namespace {netns!r} not found ({path})")
-    return NetNS(str(path), flags=0)  # flags=0: never create it
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KernelError("netns", f"network namespace {netns!r} not found ({path})") from None
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            return IPRoute()
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
 
 
 @contextmanager
