@@ -224,12 +224,12 @@ def udp_ask(from_ns: str, ip: str, port: int) -> str:
 class Node:
     """One node: its namespace, CNI dirs, state dir and kubelet process."""
 
-    def __init__(self, env: Env, name: str, index: int) -> None:
+    def __init__(self, env: Env, name: str, index: int, prefix: str = "") -> None:
         tag = secrets.token_hex(3)
         self.env = env
         self.name = name
         self.netns = f"wtest-kl-{tag}-node"
-        self.prefix = f"wtest-kl-{tag}-pod"
+        self.prefix = prefix or f"wtest-kl-{tag}-pod"
         self.pod_cidr = f"10.244.{index}.0/24"
         self.internal_ip = f"172.18.0.{index + 1}"
         root = env.tmp / name
@@ -336,8 +336,8 @@ class Env:
         self.api = ApiServer(tmp, "--bookmark-interval", "1")
         self.nodes: list[Node] = []
 
-    def node(self, name: str) -> Node:
-        node = Node(self, name, len(self.nodes) + 1)
+    def node(self, name: str, prefix: str = "") -> Node:
+        node = Node(self, name, len(self.nodes) + 1, prefix)
         self.nodes.append(node)
         return node
 
@@ -401,12 +401,14 @@ def env(tmp_path: Path) -> Iterator[Env]:
         yield e
     finally:
         for node in e.nodes:
+            node.kubelet.stop()
+        for node in e.nodes:
             node.cleanup()
         e.api.stop()
 
 
-def ready_node(env: Env, name: str = "node-1") -> Node:
-    node = env.node(name)
+def ready_node(env: Env, name: str = "node-1", prefix: str = "") -> Node:
+    node = env.node(name, prefix)
     node.write_conflist()
     node.start()
     wait_until(lambda: node_ready(env, name), 10, f"node {name} Ready")
@@ -657,6 +659,43 @@ def test_cni_errors_are_reported_and_retried(env: Env) -> None:
     (node.ipam_dir / "fail-add").unlink()
     env.wait_running("x", "a", 20)
     assert len([c for c in node.calls() if c["command"] == "DEL"]) >= 1
+
+
+def test_nodes_sharing_a_netns_prefix_leave_each_other_alone(env: Env) -> None:
+    # `weir dev` names every pod namespace <cluster id>-<uid>, whatever its node.
+    prefix = f"wtest-kl-{secrets.token_hex(3)}"
+    n1 = ready_node(env, "node-1", prefix)
+    n2 = ready_node(env, "node-2", prefix)
+    env.namespace("x")
+    env.apply(
+        model.pod("x", "a1", node="node-1"),
+        model.pod("x", "b1", node="node-1"),
+        model.pod("x", "a2", node="node-2"),
+    )
+    uids = {n: env.wait_running("x", n)["metadata"]["uid"] for n in ("a1", "b1", "a2")}
+    ip_a2 = env.pod("x", "a2")["status"]["podIP"]
+    # node-1 restarts and finds node-2's namespace under the prefix, with no record of its own.
+    n1.kubelet.kill()
+    n1.start()
+    wait_until(lambda: len(n1.calls("CHECK")) == 2, 10, "node-1 re-adopted its two pods")
+    time.sleep(1.5)
+    assert n1.calls("DEL") == [] and n2.calls("DEL") == []
+    assert n1.pod_netns(uids["a2"]) in n2.pod_namespaces()
+    assert http_get(n2.pod_netns(uids["a2"]), ip_a2, 80) == (200, "a2")
+    # A namespace of node-1's own with no record left (a wiped record; its pod deleted while
+    # node-1 was down) is found by its veth into node-1, and torn down; node-2's stays.
+    n1.kubelet.kill()
+    (n1.state_dir / "sandboxes" / f"{uids['a1']}.json").unlink()
+    env.kubectl("delete", "pod", "a1", "-n", "x", "--grace-period=0", "--force")
+    n1.start()
+    wait_until(lambda: n1.calls("DEL"), 10, "DEL of the unrecorded sandbox")
+    assert [c["cid"] for c in n1.calls("DEL")] == [uids["a1"]]
+    wait_until(lambda: n1.pod_netns(uids["a1"]) not in n1.pod_namespaces(), 5, "netns gone")
+    assert n2.pod_netns(uids["a2"]) in n2.pod_namespaces() and n2.calls("DEL") == []
+    assert http_get(n1.pod_netns(uids["b1"]), env.pod("x", "b1")["status"]["podIP"], 81) == (
+        200,
+        "b1",
+    )
 
 
 def test_host_network_pod_is_served_in_the_node_namespace(env: Env) -> None:

@@ -28,10 +28,10 @@ class FakeRuntime:
         self.fail_check: Exception | None = None
         self.next_ip = 2
 
-    def known_uids(self) -> set[str]:
+    async def scan(self) -> set[str]:
         return set(self.records) | self.orphans
 
-    def view(self, uid: str) -> SandboxView:
+    def view(self, uid: str, *, bound_here: bool = False) -> SandboxView:
         rec = self.records.get(uid)
         if rec is None:
             return SandboxView(stage=Stage.ORPHAN) if uid in self.orphans else SandboxView()
@@ -170,11 +170,18 @@ async def test_a_new_pod_gets_a_sandbox_and_one_status_write() -> None:
 async def test_nothing_is_torn_down_before_the_first_list() -> None:
     c, runtime, client = controller()
     runtime.orphans.add("gone-while-down")
-    assert len(c.queue) == 0
-    listed(c, client)
-    assert c.synced.is_set() and len(c.queue) == 1
-    assert await c.reconcile("gone-while-down") is Action.TEARDOWN
-    assert runtime.log == [("teardown", "gone-while-down")]
+    task = asyncio.create_task(c.run())
+    try:
+        await asyncio.sleep(0.05)
+        assert runtime.log == []  # the API has not been read: nothing may go yet
+        listed(c, client)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if runtime.log:
+                break
+        assert runtime.log == [("teardown", "gone-while-down")]
+    finally:
+        task.cancel()
 
 
 async def test_graceful_deletion_order() -> None:

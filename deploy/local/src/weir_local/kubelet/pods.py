@@ -3,8 +3,8 @@
 Level-triggered. The informer keeps `pods` (uid → latest object) and queues the uid of every
 change; after each (re)list it queues every uid it knew, had or now has, so a pod deleted
 while the watch was down is still seen gone. Nothing acts before the first list: the node's
-sandboxes (from records and namespace names) are queued only then, so none is taken for an
-orphan while the API has not yet been read. A periodic resync queues everything again.
+sandboxes (records, and namespaces wired to this node) are queued only then, so none is torn
+down while the API has not yet been read. A periodic resync queues everything again.
 
 A worker takes one uid at a time (never the same uid in two workers), reads the desired pod
 and the actual sandbox, lets `core.decide` pick the action, performs it and writes status.
@@ -95,10 +95,7 @@ class PodController:
             self.queue.add(uid)
         self.pods = fresh
         self.metrics.pods.set(len(fresh))
-        if not self.synced.is_set():
-            for uid in self.runtime.known_uids():
-                self.queue.add(uid)
-            self.synced.set()
+        self.synced.set()
 
     def changed(self, event_type: str, pod: Obj) -> None:
         uid = _uid(pod)
@@ -124,8 +121,14 @@ class PodController:
 
     # ---- loops -------------------------------------------------------------------------------
 
+    async def queue_sandboxes(self) -> None:
+        """Queue every sandbox found on the node (records, and namespaces wired here)."""
+        for uid in await self.runtime.scan():
+            self.queue.add(uid)
+
     async def run(self) -> None:
         await self.synced.wait()
+        await self.queue_sandboxes()
         async with asyncio.TaskGroup() as tg:
             for i in range(self.workers):
                 tg.create_task(self._worker(), name=f"pod-worker-{i}")
@@ -134,8 +137,12 @@ class PodController:
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.resync)
-            for uid in set(self.pods) | self.runtime.known_uids():
+            for uid in self.pods:
                 self.queue.add(uid)
+            try:
+                await self.queue_sandboxes()
+            except OSError as e:
+                log.warning("sandbox scan: %s", e)
 
     async def _worker(self) -> None:
         while True:
@@ -167,7 +174,7 @@ class PodController:
     async def reconcile(self, uid: str) -> Action:
         pod = self.pods.get(uid)
         info = pod_info(pod) if pod is not None else None
-        action = decide(info, self.runtime.view(uid))
+        action = decide(info, self.runtime.view(uid, bound_here=pod is not None))
         if action is Action.FINALIZE and uid in self._deleted:
             action = Action.NONE  # deleted already; the watch has not caught up
         self.metrics.reconciles.labels(action.value).inc()

@@ -7,8 +7,9 @@ removed only after everything is gone, so after a crash every sandbox is found a
   (DEL without a result, as CNI allows) and made again;
 - stage `ready`: the CNI result is kept (CHECK and DEL get it as prevResult, with the very
   network configuration ADD used, even if the node's config has changed since);
-- a namespace `<prefix>-<uid>` with no record at all is an orphan: DEL with the current
-  configuration, then removed.
+- a namespace `<prefix>-<uid>` with no record is an orphan when it is known to be this node's
+  (its pod is bound here, or its veth peer is in this node's namespace): DEL with the current
+  configuration, then removed. Other namespaces under the prefix belong to other nodes.
 
 Setup order: record → netns → ADD → record the result → serve. Teardown order: stop serving
 (nothing may hold the namespace) → DEL → delete the netns → remove the record. A failed ADD
@@ -17,7 +18,9 @@ is undone at once (best-effort DEL, netns and record removed) so the next try st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -36,6 +39,27 @@ from .servers import PodServer
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
+
+async def _ip_json(node_netns: Path, *args: str) -> list[dict[str, Any]]:
+    """`ip -j ARGS` run inside `node_netns` (entered by setns in the child, as CNI plugins)."""
+    fd = os.open(node_netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ip",
+            "-j",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=functools.partial(netns.setns, fd),
+        )
+    finally:
+        os.close(fd)
+    out, err = await proc.communicate()
+    if proc.returncode:
+        raise OSError(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
+    parsed = orjson.loads(out) if out.strip() else []
+    return [x for x in parsed if isinstance(x, dict)] if isinstance(parsed, list) else []
 
 
 class NetworkNotReady(Exception):
@@ -126,24 +150,45 @@ class Runtime:
         self.clock = clock
         self.records: dict[str, SandboxRecord] = records.load()
         self.servers: dict[str, PodServer] = {}
+        self.orphans: set[str] = set()  # unrecorded namespaces found wired to this node
 
     # ---- reading actual state ----------------------------------------------------------------
 
     def netns_name(self, uid: str) -> str:
         return f"{self.prefix}-{uid}"
 
-    def known_uids(self) -> set[str]:
-        """Every pod uid with a record or a namespace on this node."""
-        found = {
-            netns.uid_of(n, self.prefix)
-            for n in netns.names_with_prefix(self.prefix, self.netns_dir)
-        }
-        return set(self.records) | found
+    async def scan(self) -> set[str]:
+        """The uids of this node's sandboxes: every record, plus pod namespaces without one
+        whose veth peer lives in this node's namespace (a crash between the namespace and its
+        record, or a wiped state dir). Under a prefix shared by several nodes, as `weir dev`
+        uses, the other nodes' pod namespaces are never taken for ours."""
+        names = netns.names_with_prefix(self.prefix, self.netns_dir)
+        unrecorded = {netns.uid_of(n, self.prefix) for n in names} - set(self.records)
+        self.orphans = set()
+        if unrecorded:
+            linked = await self._wired_here()
+            self.orphans = {u for u in unrecorded if self.netns_name(u) in linked}
+        return set(self.records) | self.orphans
 
-    def view(self, uid: str) -> SandboxView:
+    async def _wired_here(self) -> set[str]:
+        """Names of the namespaces holding the peers of this node's veths (`ip -j`, inside the
+        node namespace: link_netnsid of each veth, named by `netns list-id`)."""
+        try:
+            links = await _ip_json(self.node_netns, "link", "show", "type", "veth")
+            ids = await _ip_json(self.node_netns, "netns", "list-id")
+        except (OSError, ValueError) as e:
+            log.warning("cannot list the node's veth peers (%s); no orphan is taken as ours", e)
+            return set()
+        peers = {link.get("link_netnsid") for link in links if "link_netnsid" in link}
+        return {str(i["name"]) for i in ids if i.get("nsid") in peers and i.get("name")}
+
+    def view(self, uid: str, *, bound_here: bool = False) -> SandboxView:
+        """What the node has for `uid`. A namespace without a record counts only when it is
+        known ours: its pod is bound here, or `scan` found it wired to this node."""
         rec = self.records.get(uid)
         if rec is None:
-            if netns.is_netns(netns.path_of(self.netns_name(uid), self.netns_dir)):
+            path = netns.path_of(self.netns_name(uid), self.netns_dir)
+            if (bound_here or uid in self.orphans) and netns.is_netns(path):
                 return SandboxView(stage=Stage.ORPHAN, netns_present=True)
             return SandboxView()
         path = self.node_netns if rec.host_network else netns.path_of(rec.netns, self.netns_dir)
@@ -242,6 +287,7 @@ class Runtime:
             log.warning("sandbox %s: no CNI configuration to DEL with; removing its netns", uid)
         netns.delete(rec.netns or self.netns_name(uid), self.netns_dir)
         self._forget(uid)
+        self.orphans.discard(uid)
 
     def _save(self, rec: SandboxRecord) -> None:
         self.records[rec.uid] = rec
