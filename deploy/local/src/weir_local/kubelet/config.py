@@ -16,7 +16,7 @@ class KubeletConfig:
     node_name: str
     kubeconfig: Path
     node_netns: str  # name under netns_dir of the node's network namespace
-    netns_prefix: str  # pod namespaces are <prefix>-<pod uid>; unique per node
+    netns_prefix: str  # pod namespaces are <prefix>-<pod uid> (may be shared across nodes)
     internal_ip: str
     pod_cidr: str
     cni_bin_dirs: tuple[Path, ...]
