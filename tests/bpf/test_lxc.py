@@ -35,6 +35,7 @@ def test_from_pod_counts_packets_leaving_the_pod(
     counted = endpoint_maps.counters()[LO]
     assert counted.from_pod == Counter(2, 2 * len(frame))
     assert counted.to_pod == Counter(0, 0)
+    assert endpoint_maps.counters(LO) == {LO: counted}  # one endpoint's, without the walk
 
 
 def test_to_pod_counts_packets_entering_the_pod(

@@ -506,7 +506,7 @@ def test_kill_9_and_restart_keeps_programs_counters_and_kv(loader: Loader, topo:
     later = loader.endpoint(pod)[1]["counters"]
     assert later["from_pod"]["packets"] >= after["from_pod"]["packets"] + 2
     checks = loader.readyz()["checks"]
-    assert "1 adopted, 0 repaired, 0 removed" in checks["endpoints"]["detail"]
+    assert checks["endpoints"]["detail"] == "reconciled at start: 1 adopted, 0 repaired, 0 removed"
     assert (
         "re-opened ['weir_endpoints_v1', 'weir_ep_meta_v1', 'weir_ep_stats_v1']"
         in (checks["pins"]["detail"])
@@ -544,7 +544,7 @@ def test_a_veth_removed_while_down_is_cleaned_up_at_the_next_start(
     assert list(loader.endpoint_keys()) == [catalog.endpoint_key(NODE, keep.container_id)]
     assert loader.endpoint(gone)[0] == 404 and loader.endpoint(keep)[0] == 200
     detail = loader.readyz()["checks"]["endpoints"]["detail"]
-    assert "1 adopted, 0 repaired, 1 removed" in detail
+    assert detail == "reconciled at start: 1 adopted, 0 repaired, 1 removed"
 
 
 def test_a_registration_for_a_veth_that_does_not_exist_is_a_400(

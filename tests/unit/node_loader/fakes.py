@@ -130,8 +130,10 @@ class FakeKernel:
             removed = True
         return removed
 
-    def counters(self) -> dict[int, Counters]:
+    def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
         self._enter("counters")
+        if ifindex is not None:
+            return {ifindex: self.stats[ifindex]} if ifindex in self.stats else {}
         return dict(self.stats)
 
     def routes(self) -> dict[str, str]:

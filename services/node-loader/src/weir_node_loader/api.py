@@ -88,7 +88,7 @@ class EndpointApi:
                 "in the path"
             )
         record = await manager.put(body)
-        counters = (await manager.counters()).get(record.host_ifindex)
+        counters = (await manager.counters(record.host_ifindex)).get(record.host_ifindex)
         return web.json_response(_view(record, counters))
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -97,7 +97,7 @@ class EndpointApi:
         record = manager.get(container_id)
         if record is None:
             return _error(404, f"no endpoint {container_id} on node {self.node}")
-        counters = (await manager.counters()).get(record.host_ifindex)
+        counters = (await manager.counters(record.host_ifindex)).get(record.host_ifindex)
         return web.json_response(_view(record, counters))
 
     async def _delete(self, request: web.Request) -> web.Response:

@@ -73,9 +73,15 @@ class EndpointMaps:
             out[ifindex] = Realized(ifindex, record, record is not None and counted)
         return out
 
-    def counters(self) -> dict[int, Counters]:
+    def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
+        """Counters summed over CPUs, by ifindex: every endpoint's, or only `ifindex`'s (two
+        lookups instead of a walk of the whole map)."""
         per: dict[int, dict[Direction, Counter]] = {}
-        for key in self.stats.all_keys():
+        if ifindex is None:
+            keys = self.stats.all_keys()
+        else:
+            keys = [maps.stats_key(ifindex, d) for d in Direction]
+        for key in keys:
             values = self.stats.get_per_cpu(key)
             if values is None or key.dir not in _DIRECTIONS:
                 continue

@@ -72,8 +72,8 @@ class Kernel(Protocol):
         True when anything was removed."""
         ...
 
-    def counters(self) -> dict[int, Counters]:
-        """Every endpoint's counters, by host veth ifindex."""
+    def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
+        """Every endpoint's counters (or only `ifindex`'s), by host veth ifindex."""
         ...
 
     def routes(self) -> dict[str, str]:

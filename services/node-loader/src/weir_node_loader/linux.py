@@ -130,9 +130,9 @@ class LinuxKernel:
         with _translated("read endpoint maps"):
             return self._maps.realized(self._node)
 
-    def counters(self) -> dict[int, Counters]:
+    def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
         with _translated("read counters"):
-            return self._maps.counters()
+            return self._maps.counters(ifindex)
 
     def write_endpoint(self, record: EndpointRecord) -> bool:
         with _translated(f"write endpoint {record.container_id}"):

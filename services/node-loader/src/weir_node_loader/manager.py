@@ -170,8 +170,9 @@ class EndpointManager:
     def get(self, container_id: str) -> EndpointRecord | None:
         return self.registry.get(container_id)
 
-    async def counters(self) -> dict[int, Counters]:
-        return await self._k(self._kernel.counters)
+    async def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
+        """Every endpoint's counters, or one endpoint's (by host veth ifindex)."""
+        return await self._k(lambda: self._kernel.counters(ifindex))
 
     # --- the steps ----------------------------------------------------------------------------
 

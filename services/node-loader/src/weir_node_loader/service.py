@@ -122,7 +122,7 @@ async def run(rt: runtime.Runtime[NodeLoaderConfig]) -> None:
         api.manager = manager
         report = await manager.reconcile()
         log.info("endpoints at start: %s", report)
-        rt.health.set("endpoints", True, f"{len(manager.registry)} endpoints; at start: {report}")
+        rt.health.set("endpoints", True, f"reconciled at start: {report}")
 
         def on_state(check: str, ok: bool, detail: str) -> None:
             rt.health.set(check, ok, detail)
@@ -179,7 +179,7 @@ async def _resync(
             continue
         if report.repaired or report.removed or report.errors:
             log.info("periodic reconcile: %s", report)
-        rt.health.set("endpoints", True, f"{len(manager.registry)} endpoints; last pass: {report}")
+        rt.health.set("endpoints", True, f"reconciled periodically, last pass: {report}")
         if watcher.synced:
             await sync.resync_routes(watcher.nodes)
 
