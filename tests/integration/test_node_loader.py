@@ -515,6 +515,65 @@ def test_kill_9_and_restart_keeps_programs_counters_and_kv(loader: Loader, topo:
           f"{down['packets_out']} while down, {later['from_pod']['packets']} after")  # fmt: skip
 
 
+def test_a_program_of_another_build_is_swapped_in_place_at_restart(
+    loader: Loader, topo: Topology
+) -> None:
+    from bcc import BPF
+    from weir_node_loader import tc
+    from weir_node_loader.linux import open_netlink
+
+    loader.start()
+    pod = topo.add_pod(1)
+    assert loader.put(pod)[0] == 200
+    ids = topo.prog_ids(pod.veth)
+    loader.service.kill()
+    # What an older node-loader might have left on the ingress hook: same name, other code.
+    old = BPF(text=b"int weir_from_pod(struct __sk_buff *skb) { return 0; }")
+    fn = old.load_func(b"weir_from_pod", BPF.SCHED_CLS)
+    ipr = open_netlink(topo.node)
+    try:
+        tc.set_filter(ipr, pod.ifindex, tc.CLSACT_INGRESS, fd=fn.fd, name="weir_from_pod",
+                      replace=True)  # fmt: skip
+    finally:
+        ipr.close()
+    old_id = topo.prog_ids(pod.veth)["ingress"]
+    assert old_id != ids["ingress"]
+
+    loader.start()
+    now = topo.prog_ids(pod.veth)
+    assert now["egress"] == ids["egress"]  # current: adopted
+    assert now["ingress"] not in (old_id, ids["ingress"])  # replaced by this start's build
+    topo.ping(pod, count=2)
+    assert loader.endpoint(pod)[1]["counters"]["from_pod"]["packets"] >= 2
+    assert (
+        'weir_node_loader_hook_attachments_total{direction="from_pod",outcome="replaced"} 1.0'
+        in loader.service.metrics()
+    )
+    detail = loader.readyz()["checks"]["endpoints"]["detail"]
+    assert detail == "reconciled at start: 0 adopted, 1 repaired, 0 removed"
+
+
+def test_lost_pins_are_recreated_and_the_endpoint_repaired_from_kv(
+    loader: Loader, topo: Topology
+) -> None:
+    loader.start()
+    pod = topo.add_pod(1)
+    assert loader.put(pod)[0] == 200
+    ids = topo.prog_ids(pod.veth)
+    loader.service.kill()
+    shutil.rmtree(loader.pin_dir)  # the attached programs keep their maps, now unreachable
+    loader.start()
+    # Same instructions (tag) but other maps: the programs must be swapped to the new pins.
+    now = topo.prog_ids(pod.veth)
+    assert now["ingress"] != ids["ingress"] and now["egress"] != ids["egress"]
+    [row] = loader.cli("-o", "json")
+    assert row["endpoint"] == pod.container_id and row["complete"]
+    topo.ping(pod, count=2)
+    assert loader.endpoint(pod)[1]["counters"]["from_pod"]["packets"] >= 2
+    detail = loader.readyz()["checks"]["endpoints"]["detail"]
+    assert detail == "reconciled at start: 0 adopted, 1 repaired, 0 removed"
+
+
 def test_delete_removes_filters_map_entries_and_kv(loader: Loader, topo: Topology) -> None:
     loader.start()
     pod = topo.add_pod(1)
