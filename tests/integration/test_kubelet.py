@@ -833,3 +833,50 @@ def test_250_pods_on_one_node(env: Env) -> None:
     assert rss < 150, f"kubelet RSS {rss:.0f} MiB with {count} pods"
     with contextlib.suppress(OSError):
         (env.tmp / "result.txt").write_text(f"{elapsed:.1f} {rss:.1f} {deleted:.1f}\n")
+
+
+def test_in_a_weir_dev_cluster_with_node_loader_and_weir_cni(tmp_path: Path) -> None:
+    """The kubelet as `weir dev up` runs it: real node-loader (conflist, taint removal,
+    datapath), real weir-cni, the pod namespaces named <cluster id>-<uid>."""
+    from tests.support.dev import DevCluster
+
+    cluster = DevCluster(tmp_path / "dev", nodes=1)
+    cluster.up()
+    try:
+        node = cluster.kubectl_json("get", "node", "node-1")
+        assert not node["spec"].get("taints")  # node-loader lifted agent-not-ready
+        assert condition(node, "Ready")["status"] == "True"
+        cluster.kubectl("create", "namespace", "x")
+        objs = [model.pod("x", "a"), model.pod("x", "b")]
+        cluster.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objs))
+        cluster.wait_pods_running(["x"], 2, timeout=60)
+        pods = {
+            p["metadata"]["name"]: p
+            for p in cluster.kubectl_json("get", "pods", "-n", "x")["items"]
+        }
+        ips = {n: p["status"]["podIP"] for n, p in pods.items()}
+        ns_of = {n: f"{cluster.cluster_id}-{p['metadata']['uid']}" for n, p in pods.items()}
+        assert http_get(ns_of["b"], ips["a"], 80) == (200, "a")
+        assert udp_ask(ns_of["a"], ips["b"], 81) == "b"
+        # kill -9 the kubelet; the supervisor starts it again; it re-adopts both pods.
+        pid = int(cluster.info["components"]["kubelet/node-1"]["pid"])
+        os.kill(pid, 9)
+        wait_until(
+            lambda: int(cluster.info["components"]["kubelet/node-1"]["pid"]) != pid,
+            30,
+            "kubelet restarted by the supervisor",
+        )
+        time.sleep(2)
+        after = {
+            p["metadata"]["name"]: p
+            for p in cluster.kubectl_json("get", "pods", "-n", "x")["items"]
+        }
+        for n in ("a", "b"):
+            assert after[n]["status"]["podIP"] == ips[n]
+            assert after[n]["metadata"]["resourceVersion"] == pods[n]["metadata"]["resourceVersion"]
+        assert http_get(ns_of["a"], ips["b"], 81) == (200, "b")
+        cluster.kubectl("delete", "pod", "a", "-n", "x")
+        assert not netns.is_netns(netns.path_of(ns_of["a"]))
+        assert http_get(ns_of["b"], ips["b"], 80) == (200, "b")
+    finally:
+        cluster.down()
