@@ -1,13 +1,15 @@
 """maps.py against bpf/lib/endpoints.h: the same layouts, the same enum, lossless conversions.
 
-The header's struct and enum definitions are compiled by the host C compiler (no root, no BCC)
-and their sizes and field offsets compared with the ctypes mirrors. tests/bpf/ repeats the
+The header's struct and enum definitions are compiled by the host C compiler (no root, no BCC,
+no libc headers) with a `_Static_assert` for every size and field offset the ctypes mirrors
+have. tests/bpf/ repeats the
 comparison against BCC's own Key/Leaf types of the loaded program.
 """
 
 from __future__ import annotations
 
 import ctypes as ct
+import glob
 import re
 import shutil
 import subprocess
@@ -22,70 +24,80 @@ from tests.unit.node_loader.fakes import record
 
 HEADER = find_bpf_dir() / "lib" / "endpoints.h"
 DEFINITION = re.compile(r"^(?:struct|enum) \w+ \{.*?^\};", re.MULTILINE | re.DOTALL)
+# The kernel's fixed-width types, so the check needs no libc or kernel headers: only a compiler
+# (setup's linux-headers bring gcc-12).
+PRELUDE = """typedef unsigned char __u8;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef __u32 __be32;
+"""
 
 
-def c_layout(tmp_path: Path) -> dict[str, int]:
-    """sizeof and offsetof/sizeof of every field, and the enum values, from the C compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    require(cc is not None, "no C compiler (cc) to check struct layouts")
-    assert cc is not None
+def compiler() -> str:
+    found = shutil.which("cc") or shutil.which("gcc")
+    found = found or next(iter(sorted(glob.glob("/usr/bin/gcc-[0-9]*"), reverse=True)), None)
+    require(found is not None, "no C compiler (cc, gcc or gcc-N) to check struct layouts")
+    assert found is not None
+    return found
+
+
+def check_in_c(tmp_path: Path, assertions: list[tuple[str, str]]) -> None:
+    """Compile the header's struct and enum definitions with `_Static_assert`s on them."""
     definitions = "\n".join(DEFINITION.findall(HEADER.read_text()))
-    prints = []
-    structs = {s.c_key: s.key for s in maps.SPECS} | {s.c_value: s.value for s in maps.SPECS}
-    for c_name, mirror in structs.items():
-        prints.append(f'printf("{c_name} %zu\\n", sizeof(struct {c_name}));')
-        for field, _ in mirror._fields_:
-            prints.append(
-                f'printf("{c_name}.{field} %zu %zu\\n", offsetof(struct {c_name}, {field}), '
-                f"sizeof(((struct {c_name} *)0)->{field}));"
-            )
-    for d in maps.Direction:
-        prints.append(f'printf("WEIR_DIR_{d.name} %d\\n", WEIR_DIR_{d.name});')
-    source = (
-        "#include <stdio.h>\n#include <stddef.h>\n#include <linux/types.h>\n"
-        + definitions
-        + "\nint main(void) {\n"
-        + "\n".join(prints)
-        + "\nreturn 0;\n}\n"
-    )
-    (tmp_path / "layout.c").write_text(source)
-    subprocess.run(
-        [cc, "-Wall", "-Werror", "-o", str(tmp_path / "layout"), str(tmp_path / "layout.c")],
-        check=True,
+    asserts = "\n".join(f'_Static_assert({cond}, "{why}");' for cond, why in assertions)
+    source = tmp_path / "layout.c"
+    source.write_text(PRELUDE + definitions + "\n" + asserts + "\n")
+    result = subprocess.run(
+        [compiler(), "-fsyntax-only", "-Wall", "-Werror", str(source)],
         capture_output=True,
+        text=True,
+        check=False,
     )
-    out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True)
-    values: dict[str, int] = {}
-    for line in out.stdout.splitlines():
-        name, *numbers = line.split()
-        if len(numbers) == 1:
-            values[name] = int(numbers[0])
-        else:
-            values[name + "@"], values[name] = int(numbers[0]), int(numbers[1])
-    return values
+    assert result.returncode == 0, result.stderr
+
+
+def layout_assertions() -> list[tuple[str, str]]:
+    out = []
+    for spec in maps.SPECS:
+        for c_name, mirror in ((spec.c_key, spec.key), (spec.c_value, spec.value)):
+            size = ct.sizeof(mirror)
+            out.append((f"sizeof(struct {c_name}) == {size}", f"sizeof {c_name} is not {size}"))
+            for field, _ in mirror._fields_:
+                d = getattr(mirror, field)
+                out.append(
+                    (
+                        f"__builtin_offsetof(struct {c_name}, {field}) == {d.offset}",
+                        f"{c_name}.{field} is not at offset {d.offset}",
+                    )
+                )
+                out.append(
+                    (
+                        f"sizeof(((struct {c_name} *)0)->{field}) == {d.size}",
+                        f"{c_name}.{field} is not {d.size} bytes",
+                    )
+                )
+    return out
 
 
 def test_ctypes_mirrors_have_the_c_layouts(tmp_path: Path) -> None:
-    c = c_layout(tmp_path)
-    for spec in maps.SPECS:
-        for c_name, mirror in ((spec.c_key, spec.key), (spec.c_value, spec.value)):
-            assert ct.sizeof(mirror) == c[c_name], c_name
-            assert [f for f, _ in mirror._fields_] == [
-                k.split(".", 1)[1] for k in c if k.startswith(f"{c_name}.") and "@" not in k
-            ]
-            for field, _ in mirror._fields_:
-                descr = getattr(mirror, field)
-                assert (descr.offset, descr.size) == (
-                    c[f"{c_name}.{field}@"],
-                    c[f"{c_name}.{field}"],
-                ), f"{c_name}.{field}"
+    check_in_c(tmp_path, layout_assertions())
+
+
+def test_the_layout_check_can_fail(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="sizeof endpoint_meta is not 735"):
+        check_in_c(
+            tmp_path, [("sizeof(struct endpoint_meta) == 735", "sizeof endpoint_meta is not 735")]
+        )
 
 
 def test_the_direction_enum_is_the_headers(tmp_path: Path) -> None:
-    c = c_layout(tmp_path)
-    assert {d.name: int(d) for d in maps.Direction} == {
-        d.name: c[f"WEIR_DIR_{d.name}"] for d in maps.Direction
-    }
+    check_in_c(
+        tmp_path,
+        [
+            (f"WEIR_DIR_{d.name} == {int(d)}", f"WEIR_DIR_{d.name} is not {int(d)}")
+            for d in maps.Direction
+        ],
+    )
 
 
 def test_every_map_is_declared_in_the_header_under_its_versioned_name() -> None:
