@@ -843,9 +843,13 @@ def test_in_a_weir_dev_cluster_with_node_loader_and_weir_cni(tmp_path: Path) -> 
     cluster = DevCluster(tmp_path / "dev", nodes=1)
     cluster.up()
     try:
-        node = cluster.kubectl_json("get", "node", "node-1")
-        assert not node["spec"].get("taints")  # node-loader lifted agent-not-ready
-        assert condition(node, "Ready")["status"] == "True"
+
+        def ready_and_untainted() -> bool:
+            node = cluster.kubectl_json("get", "node", "node-1")
+            # node-loader lifts agent-not-ready; the kubelet sees its conflist within a second.
+            return not node["spec"].get("taints") and condition(node, "Ready")["status"] == "True"
+
+        wait_until(ready_and_untainted, 10, "node-1 Ready and untainted")
         cluster.kubectl("create", "namespace", "x")
         objs = [model.pod("x", "a"), model.pod("x", "b")]
         cluster.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objs))
