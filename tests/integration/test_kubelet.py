@@ -595,6 +595,30 @@ def test_restart_keeps_pods_and_cleans_up_what_was_deleted_meanwhile(env: Env) -
     )
 
 
+def test_a_watch_outage_and_410_end_in_a_relist_that_sees_everything(env: Env) -> None:
+    node = ready_node(env)
+    env.namespace("x")
+    env.apply(model.pod("x", "a"), model.pod("x", "b"))
+    a = env.wait_running("x", "a")
+    uid_b = env.wait_running("x", "b")["metadata"]["uid"]
+
+    def post(path: str) -> None:
+        req = urllib.request.Request(env.api.url + path, data=b"", method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+
+    # Watches are cut and refused for a while; meanwhile b goes and c comes, and the history
+    # is compacted, so the kubelet's resourceVersion is too old when it gets back: 410.
+    post("/debug/weir/drop-watches?refuseSeconds=2")
+    env.kubectl("delete", "pod", "b", "-n", "x", "--grace-period=0", "--force")
+    env.apply(model.pod("x", "c", node="node-1"))
+    post("/debug/weir/compact")
+    env.wait_running("x", "c", 20)
+    wait_until(lambda: node.pod_netns(uid_b) not in node.pod_namespaces(), 10, "b torn down")
+    assert [c["cid"] for c in node.calls("DEL")] == [uid_b]
+    assert "listing again" in node.kubelet.log.read_text()
+    assert http_get(node.pod_netns(a["metadata"]["uid"]), a["status"]["podIP"], 80) == (200, "a")
+
+
 def test_a_broken_sandbox_is_rebuilt_after_a_restart(env: Env) -> None:
     node = ready_node(env)
     env.namespace("x")
