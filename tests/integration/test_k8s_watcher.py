@@ -434,6 +434,9 @@ async def test_ready_only_after_the_initial_sync_and_traces_reach_the_collector(
     )
     svc.start()
     try:
+        # Wait until it answers at all (a loaded machine may take seconds to start it), and
+        # give its informers time to try the API: it must still not claim to be ready.
+        svc.wait_ready(lambda: _answers(svc), timeout=60)
         await asyncio.sleep(2)
         async with aiohttp.ClientSession() as s, s.get(svc.readyz) as r:
             assert r.status == 503
@@ -457,6 +460,19 @@ async def test_ready_only_after_the_initial_sync_and_traces_reach_the_collector(
     finally:
         svc.stop()
         await receiver.stop()
+
+
+def _answers(svc: Service) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(svc.readyz, timeout=2)
+    except urllib.error.HTTPError:
+        return True  # 503 is an answer
+    except OSError:
+        return False
+    return True
 
 
 def _ready(svc: Service) -> bool:
