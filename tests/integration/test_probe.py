@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from weir_local.netns import entered
+from weir.netns import entered, path_of
 from weir_local.probe import Target, probe
 
 from tests.support.processes import require
@@ -55,7 +55,7 @@ async def servers(netns: str) -> AsyncIterator[str]:
         await writer.drain()
         writer.close()
 
-    with entered(netns):
+    with entered(path_of(netns)):
         tcp80, tcp81 = socket.socket(), socket.socket()
         udp80 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for s, port in ((tcp80, 80), (tcp81, 81), (udp80, 80)):

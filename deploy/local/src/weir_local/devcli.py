@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from weir import netns
 from weir.cli import context
 
 from weir_local.cluster.plan import Plan, Ports, health_port_names
 from weir_local.cluster.state import ClusterState, StateFile, pid_alive, sweep
 from weir_local.cluster.supervisor import StartError, Supervisor
-from weir_local.netns import enter_for_good
 from weir_local.pods import Cluster, LocalPod, PodLookupError
 from weir_local.probe import Result, Target, probe
 
@@ -321,7 +321,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except PodLookupError as e:
         print(f"weir dev exec: {e}", file=sys.stderr)
         return USAGE
-    enter_for_good(netns_name)
+    # Switch this (only) thread for good, then become the command.
+    target = os.open(netns.path_of(netns_name), os.O_RDONLY)
+    netns.setns(target)
     try:
         os.execvp(command[0], command)
     except OSError as e:

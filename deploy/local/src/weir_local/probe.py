@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from weir_local.netns import entered
+from weir.netns import entered, path_of
 
 UDP_RETRY = 0.3  # seconds between datagrams: the first may wait on ARP, or be dropped
 
@@ -38,7 +38,7 @@ class Result:
 
 def open_socket(netns: str, protocol: str) -> socket.socket:
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-    with entered(netns):
+    with entered(path_of(netns)):
         sock = socket.socket(socket.AF_INET, kind)
     sock.setblocking(False)
     return sock

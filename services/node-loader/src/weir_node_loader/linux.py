@@ -14,10 +14,8 @@ only the calling thread) and returns. Every method runs on node-loader's one ker
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
-import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from weir import netns as weir_netns
 from weir.models import EndpointRecord
 
 from weir_node_loader import bpfsys, tc
@@ -40,22 +39,11 @@ log = logging.getLogger("weir.node_loader.linux")
 # reconciliation lists, replaces and deletes only its own routes.
 ROUTE_PROTOCOL = 87
 MAIN_TABLE = 254
-NETNS_DIR = Path("/run/netns")
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def netns_path(netns: str) -> Path | None:
     """None for node-loader's own namespace, else the namespace file (a name or a path)."""
-    if not netns:
-        return None
-    return Path(netns) if "/" in netns else NETNS_DIR / netns
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    return weir_netns.path_of(netns) if netns else None
 
 
 def open_netlink(netns: str) -> Any:
@@ -64,19 +52,10 @@ def open_netlink(netns: str) -> Any:
     if path is None:
         return IPRoute()
     try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with weir_netns.entered(path):
+            return IPRoute()
     except FileNotFoundError:
         raise KernelError("netns", f"network namespace {netns!r} not found ({path})") from None
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _setns(target)
-        try:
-            return IPRoute()
-        finally:
-            _setns(own)
-    finally:
-        os.close(target)
-        os.close(own)
 
 
 @contextmanager
