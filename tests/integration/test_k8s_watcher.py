@@ -41,16 +41,6 @@ PATHS = {
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def watcher(tmp_path: Path, nats_server: NatsServer, api: ApiServer) -> Iterator[Service]:
     svc = Service(
         "k8s-watcher", tmp_path, nats_server, env={"WEIR_KUBECONFIG": str(api.kubeconfig)}

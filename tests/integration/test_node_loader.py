@@ -328,16 +328,6 @@ def bpf_root() -> Iterator[Path]:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def loader(
     tmp_path: Path, nats_server: NatsServer, api: ApiServer, topo: Topology, bpf_root: Path
 ) -> Iterator[Loader]:
