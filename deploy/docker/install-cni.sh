@@ -1,30 +1,24 @@
 #!/bin/sh
-# Installs the weir-cni plugin and Weir's CNI network configuration on a node. Run by the
-# node-loader DaemonSet's init container, with the host's CNI directories mounted.
-#   install-cni.sh BIN_DIR CONF_DIR CONF_NAME CONFLIST
+# Installs the weir-cni plugin on a node. Run by the node-loader DaemonSet's init container, with
+# the host's CNI bin directory mounted. Only the plugin: node-loader itself writes the node's
+# conflist (05-weir.conflist) once it knows the node's podCIDR, so no runtime calls the plugin
+# before node-loader can serve it.
+#   install-cni.sh BIN_DIR
 set -eu
 
-if [ $# -ne 4 ]; then
-  echo "usage: $0 BIN_DIR CONF_DIR CONF_NAME CONFLIST" >&2
+if [ $# -ne 1 ]; then
+  echo "usage: $0 BIN_DIR" >&2
   exit 2
 fi
 bin_dir=$1
-conf_dir=$2
-conf_name=$3
-conflist=$4
 plugin=$(dirname "$0")/weir-cni
 
-# Write beside the destination, then rename over it: a runtime executing the plugin or reading
-# the directory mid-copy sees the old file or the new one, never half of either. The temporary
-# name starts with a dot and has no .conf/.conflist suffix, so no runtime loads it.
-install_file() {
-  tmp="$(dirname "$2")/.$(basename "$2").tmp.$$"
-  cp "$1" "$tmp"
-  chmod "$3" "$tmp"
-  mv -f "$tmp" "$2"
-}
-
-mkdir -p "$bin_dir" "$conf_dir"
-install_file "$plugin" "$bin_dir/weir-cni" 0755
-install_file "$conflist" "$conf_dir/$conf_name" 0644
-echo "installed $bin_dir/weir-cni and $conf_dir/$conf_name"
+# Write beside the destination, then rename over it: a runtime executing the plugin mid-copy
+# runs the old file or the new one, never half of either.
+mkdir -p "$bin_dir"
+tmp="$bin_dir/.weir-cni.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+cp "$plugin" "$tmp"
+chmod 0755 "$tmp"
+mv -f "$tmp" "$bin_dir/weir-cni"
+echo "installed $bin_dir/weir-cni"

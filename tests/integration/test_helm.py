@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -21,7 +22,7 @@ import stat
 import subprocess
 import sys
 import tomllib
-import zipapp
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes_asyncio.client import models as k8s_models
+from weir import cni_config, endpoint_api
 from weir import config as weir_config
 from weir_k8s_watcher.informer import KINDS
 from weir_k8s_watcher.service import WatcherConfig
 from weir_local.cluster import plan
-from weir_node_loader.service import NodeLoaderConfig
+from weir_node_loader.config import NodeLoaderConfig
 
 from tests.support.processes import HELM, ROOT, require
 
@@ -111,7 +113,7 @@ def kinds_and_names(manifests: list[Manifest]) -> set[tuple[str, str]]:
 
 
 def expected_objects(
-    services: tuple[str, ...] = SERVICES, *, nats: bool = True, cni: bool = False
+    services: tuple[str, ...] = SERVICES, *, nats: bool = True
 ) -> set[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for name in services:
@@ -124,8 +126,6 @@ def expected_objects(
         }
         if name in ("k8s-watcher", "node-loader", "policy-compiler"):
             out |= {("ClusterRole", obj), ("ClusterRoleBinding", obj)}
-        if name == "node-loader" and cni:
-            out.add(("ConfigMap", "weir-cni"))
     if nats:
         out |= {
             ("ServiceAccount", "weir-nats"),
@@ -257,14 +257,12 @@ def schema_config_nodes(schema: dict[str, Any], values_key: str) -> list[dict[st
 
 def config_class(service: str) -> type[weir_config.ServiceConfig]:
     """The settings class a service runs with: the ServiceConfig subclass its service module
-    defines (e.g. weir_k8s_watcher.service.WatcherConfig), or ServiceConfig itself."""
+    defines or imports (e.g. weir_k8s_watcher.service.WatcherConfig), or ServiceConfig."""
     module = importlib.import_module(f"weir_{service.replace('-', '_')}.service")
     own = [
         cls
         for _, cls in inspect.getmembers(module, inspect.isclass)
-        if issubclass(cls, weir_config.ServiceConfig)
-        and cls is not weir_config.ServiceConfig
-        and cls.__module__ == module.__name__
+        if issubclass(cls, weir_config.ServiceConfig) and cls is not weir_config.ServiceConfig
     ]
     assert len(own) <= 1, f"{module.__name__} defines several config classes: {own}"
     return own[0] if own else weir_config.ServiceConfig
@@ -283,8 +281,9 @@ SET_PER_POD = {"node-loader": {"node_name"}}
         [],
         ["nats.enabled=false", "nats.url=nats://nats.example:4222"],
         ["nodeLoader.enabled=false", "policyCompiler.replicas=3"],
+        ["cni.install=false"],
     ],
-    ids=["defaults", "external-nats", "no-node-loader"],
+    ids=["defaults", "external-nats", "no-node-loader", "no-cni"],
 )
 def test_helm_lint_strict(sets: list[str]) -> None:
     args = ["lint", "--strict", str(CHART), "--namespace", NAMESPACE]
@@ -381,7 +380,17 @@ def test_each_service_can_be_disabled() -> None:
         (["global.config.health_port=0"], "/global/config/health_port"),
         (["nats.enabled=false"], "/nats/url"),
         (["nodeLoader.replicas=2"], "/nodeLoader/replicas"),
-        (["cni.confName=weir.conf"], "/cni/confName"),
+        # node-loader writes the conflist: the chart has no conflist settings of its own.
+        (["cni.confName=05-weir.conflist"], "'confName' not allowed"),
+        (["cni.confDir=/etc/cni/net.d"], "'confDir' not allowed"),
+        (["cni.binDir=opt/cni/bin"], "/cni/binDir"),
+        (["nodeLoader.config.node_name=node-a"], "/nodeLoader/config/node_name"),
+        (["nodeLoader.config.mtu=100"], "/nodeLoader/config/mtu"),
+        (["nodeLoader.config.resync_seconds=0"], "/nodeLoader/config/resync_seconds"),
+        (["nodeLoader.config.bpf_root=/var/lib/weir/bpf"], "/nodeLoader/config/bpf_root"),
+        (["nodeLoader.config.socket_path=/weir.sock"], "/nodeLoader/config/socket_path"),
+        (["nodeLoader.config.cni_conf_dir=/etc/cni/net.d/"], "/nodeLoader/config/cni_conf_dir"),
+        (["nodeLoader.config.ipam_dir=/var/lib/../ipam"], "/nodeLoader/config/ipam_dir"),
         (["imageRegistry=example.com"], "imageRegistry"),
     ],
 )
@@ -496,15 +505,43 @@ def test_node_loader_daemonset(default_manifests: list[Manifest]) -> None:
     def host_path(mount_path: str) -> str:
         return str(volumes[mounts[mount_path]["name"]]["hostPath"]["path"])
 
+    assert set(mounts) == {
+        "/etc/weir",
+        "/sys/fs/bpf",
+        "/sys/fs/cgroup",
+        "/lib/modules",
+        "/usr/src",
+        "/run/netns",
+        "/var/run/weir",
+        "/etc/cni/net.d",
+        "/var/lib/weir",
+    }
     assert host_path("/sys/fs/bpf") == "/sys/fs/bpf"
     assert mounts["/sys/fs/bpf"]["mountPropagation"] == "Bidirectional"
-    for path in ("/sys/fs/cgroup", "/run/netns", "/var/run/weir"):
+    for path in ("/sys/fs/cgroup", "/run/netns", "/var/run/weir", "/etc/cni/net.d"):
         assert host_path(path) == path
         assert not mounts[path].get("readOnly")
-    for path in ("/lib/modules", "/usr/src"):
+    for path in ("/lib/modules", "/usr/src", "/var/lib/weir"):
         assert host_path(path) == path
         assert mounts[path]["readOnly"] is True
     assert mounts["/run/netns"]["mountPropagation"] == "HostToContainer"
+
+    # What the conflist names must mean the same on the host: the socket's directory, the CNI
+    # config directory node-loader writes and the IPAM directory's parent are the host's, at the
+    # same paths, created on the host when missing.
+    settings = config_yaml(default_manifests, "node-loader")
+    for path in (
+        os.path.dirname(settings["socket_path"]),
+        settings["cni_conf_dir"],
+        os.path.dirname(settings["ipam_dir"]),
+    ):
+        assert volumes[mounts[path]["name"]]["hostPath"] == {
+            "path": path,
+            "type": "DirectoryOrCreate",
+        }
+    assert Path(settings["bpf_root"]).is_relative_to("/sys/fs/bpf")
+    # Its own namespace is the node's (hostNetwork); the API through its service account.
+    assert not settings.get("netns") and not settings.get("kubeconfig")
 
     tolerations = pod["tolerations"]
     assert {"operator": "Exists"} in tolerations  # every taint
@@ -518,31 +555,94 @@ def test_node_loader_daemonset(default_manifests: list[Manifest]) -> None:
     ]
 
 
-def test_node_loader_installs_the_cni_plugin_when_asked() -> None:
-    objects = by_kind_name(render("cni.install=true"))
+def test_node_loader_installs_the_cni_plugin_and_writes_the_conflist(
+    default_manifests: list[Manifest],
+) -> None:
+    objects = by_kind_name(default_manifests)
     ds = objects[("DaemonSet", "weir-node-loader")]
     pod = ds["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     assert init["image"] == container(ds)["image"]
-    assert init["command"] == [
-        "/opt/weir/cni/install-cni.sh",
-        "/host/opt/cni/bin",
-        "/host/etc/cni/net.d",
-        "05-weir.conflist",
-        "/etc/weir/cni/weir.conflist",
-    ]
+    # The plugin only: node-loader writes the conflist once it knows the node's podCIDR.
+    assert init["command"] == ["/opt/weir/cni/install-cni.sh", "/host/opt/cni/bin"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in init["volumeMounts"]}
-    assert mounts["/host/opt/cni/bin"]["hostPath"]["path"] == "/opt/cni/bin"
-    assert mounts["/host/etc/cni/net.d"]["hostPath"]["path"] == "/etc/cni/net.d"
-    assert mounts["/etc/weir/cni"]["configMap"]["name"] == "weir-cni"
-    conflist = json.loads(objects[("ConfigMap", "weir-cni")]["data"]["weir.conflist"])
-    assert conflist == {"cniVersion": "1.0.0", "name": "weir", "plugins": [{"type": "weir-cni"}]}
+    assert mounts == {
+        "/host/opt/cni/bin": {
+            "name": "cni-bin",
+            "hostPath": {"path": "/opt/cni/bin", "type": "DirectoryOrCreate"},
+        }
+    }
+    assert not [m for m in default_manifests if "conflist" in json.dumps(m.get("data", {}))]
+    assert config_yaml(default_manifests, "node-loader")["cni_conf_dir"] == "/etc/cni/net.d"
 
-    off = render()  # the default until weir-cni can wire pods
-    assert ("ConfigMap", "weir-cni") not in kinds_and_names(off)
-    off_pod = by_kind_name(off)[("DaemonSet", "weir-node-loader")]["spec"]["template"]["spec"]
-    assert "initContainers" not in off_pod
+    moved = by_kind_name(render("cni.binDir=/home/kubernetes/bin"))
+    moved_pod = moved[("DaemonSet", "weir-node-loader")]["spec"]["template"]["spec"]
+    assert moved_pod["initContainers"][0]["command"][1] == "/host/home/kubernetes/bin"
+    assert {
+        "name": "cni-bin",
+        "hostPath": {"path": "/home/kubernetes/bin", "type": "DirectoryOrCreate"},
+    } in moved_pod["volumes"]
+
+
+def test_cni_install_off_leaves_the_nodes_cni_alone() -> None:
+    manifests = render("cni.install=false")
+    assert kinds_and_names(manifests) == expected_objects()
+    ds = by_kind_name(manifests)[("DaemonSet", "weir-node-loader")]
+    pod = ds["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    # node-loader still writes its conflist, into a directory of its own that no runtime reads.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(ds)["volumeMounts"]}
+    assert volumes[mounts["/etc/cni/net.d"]["name"]] == {"name": "cni-conf", "emptyDir": {}}
+    assert "cni-bin" not in volumes
+    host_paths = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert not host_paths & {"/etc/cni/net.d", "/opt/cni/bin"}
+
+
+def test_node_loader_host_directories_follow_its_settings() -> None:
+    values = {
+        "nodeLoader": {
+            "config": {
+                "socket_path": "/run/weir-cni/loader.sock",
+                "cni_conf_dir": "/var/lib/rancher/k3s/agent/etc/cni/net.d",
+                "ipam_dir": "/run/weir-cni/ipam",
+            }
+        }
+    }
+    ds = by_kind_name(render(values=values))[("DaemonSet", "weir-node-loader")]
+    pod = ds["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(ds)["volumeMounts"]}
+    # The socket and the IPAM data share one directory: one volume, writable.
+    assert not mounts["/run/weir-cni"].get("readOnly")
+    assert volumes[mounts["/run/weir-cni"]["name"]]["hostPath"]["path"] == "/run/weir-cni"
+    k3s = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
+    assert volumes[mounts[k3s]["name"]]["hostPath"]["path"] == k3s
+    assert not {"/var/run/weir", "/var/lib/weir", "/etc/cni/net.d"} & set(mounts)
+    assert api_type_problems(ds, "V1DaemonSet", "DaemonSet") == []
+
+    for sets, complaint in (
+        (["nodeLoader.config.socket_path=/etc/weir/loader.sock"], "socket_path"),
+        (["nodeLoader.config.cni_conf_dir=/run/netns"], "cni_conf_dir"),
+        (["cni.install=false", "nodeLoader.config.cni_conf_dir=/var/run/weir"], "cni_conf_dir"),
+    ):
+        args = ["template", "weir", str(CHART)]
+        for one in sets:
+            args += ["--set", one]
+        done = helm(*args)
+        assert done.returncode != 0 and complaint in done.stderr, (sets, done.stderr)
+
+
+def test_node_loader_values_are_its_own_defaults() -> None:
+    """The settings values.yaml spells out for node-loader are weir-node-loader's defaults, so
+    the chart and a node-loader started by hand agree on every path."""
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())["nodeLoader"]["config"]
+    defaults = {f.name: f.default for f in dataclasses.fields(NodeLoaderConfig)}
+    assert {"socket_path", "cni_conf_dir", "ipam_dir", "bpf_root"} <= set(chart)
+    assert chart == {k: defaults[k] for k in chart}
+    assert chart["socket_path"] == endpoint_api.DEFAULT_SOCKET
+    assert cni_config.CONFLIST_NAME == "05-weir.conflist"  # named in values.yaml and NOTES.txt
 
 
 def test_rbac_is_exactly_the_least_privilege(default_manifests: list[Manifest]) -> None:
@@ -567,7 +667,8 @@ def test_rbac_is_exactly_the_least_privilege(default_manifests: list[Manifest]) 
         "weir-k8s-watcher": grant("", "namespaces,pods,services,nodes", "get,list,watch")
         | grant("discovery.k8s.io", "endpointslices", "get,list,watch")
         | grant("networking.k8s.io", "networkpolicies", "get,list,watch"),
-        "weir-node-loader": grant("", "nodes", "get,patch") | grant("", "pods", "get,list,watch"),
+        # Its own Node: read it, patch the agent-not-ready taint away. The rest comes from NATS.
+        "weir-node-loader": grant("", "nodes", "get,patch"),
         "weir-policy-compiler": grant("", "events", "create,patch")
         | grant("events.k8s.io", "events", "create,patch"),
     }
@@ -603,7 +704,7 @@ def test_config_maps_load_with_each_services_config_class(
                 "kubeconfig": "",
             }
         },
-        "nodeLoader": {"config": {"log_format": "text"}},
+        "nodeLoader": {"config": {"log_format": "text", "mtu": 9000, "resync_seconds": 2.5}},
     }
     for manifests, overridden in ((default_manifests, False), (render(values=values), True)):
         for service in SERVICES:
@@ -624,6 +725,16 @@ def test_config_maps_load_with_each_services_config_class(
             assert from_file == set(yaml.safe_load(cm["data"]["config.yaml"]))
             if overridden:
                 assert (cfg.log_level, cfg.kv_replicas) == ("debug", 3)
+            if service == "node-loader":
+                assert isinstance(cfg, NodeLoaderConfig)
+                cfg.check()
+                assert cfg.node_name == "node-a"
+                assert cfg.socket_path == "/var/run/weir/node-loader.sock"
+                assert cfg.cni_conf_dir == "/etc/cni/net.d"
+                assert cfg.ipam_dir == "/var/lib/weir/ipam"
+                assert cfg.pin_dir == Path("/sys/fs/bpf/weir/node-a")
+                assert (cfg.netns, cfg.kubeconfig) == ("", "")
+                assert (cfg.mtu, cfg.resync_seconds) == ((9000, 2.5) if overridden else (1500, 60))
         if overridden:
             watcher = weir_config.load(
                 WatcherConfig,
@@ -901,6 +1012,7 @@ def test_dockerfile_node_loader_has_debian_bcc_only() -> None:
     node = " ".join(stages["image-node-loader"][1])
     assert "ln -s /usr/lib/python3/dist-packages/bcc" in node
     assert "/opt/weir/cni/weir-cni" in node and "/opt/weir/cni/install-cni.sh" in node
+    assert "COPY bpf /app/bpf" in stages["image-node-loader"][1]  # found as bpf_dir ""
     assert "USER" not in " ".join(line.split()[0] for line in stages["image-node-loader"][1])
     # The PyPI project named bcc is unrelated to BCC: it must never be in the lock.
     locked = {p["name"] for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
@@ -926,59 +1038,190 @@ def test_dockerignore_keeps_everything_the_dockerfile_copies() -> None:
         assert (ROOT / source).exists(), source
 
 
-def test_cni_plugin_runs_as_a_zipapp(tmp_path: Path) -> None:
-    members = workspace_members()
-    cni = members["weir-cni"]
-    deps = tomllib.loads((cni / "pyproject.toml").read_text())["project"]["dependencies"]
-    if deps:
-        pytest.skip("weir-cni has dependencies: the Dockerfile bundles them with `uv export`")
-    source = tmp_path / "cni"
-    shutil.copytree(cni / "src" / "weir_cni", source / "weir_cni")
-    target = tmp_path / "weir-cni"
-    zipapp.create_archive(source, target, interpreter=sys.executable, main="weir_cni.plugin:main")
+# The directories the Dockerfile's cni stage builds in; the test builds under tmp_path instead.
+CNI_STAGE_DIRS = ("/build", "/out")
+# What weir-cni may import from the weir package: its two stdlib-only contract modules.
+CNI_WEIR_MODULES = {"weir.endpoint_api", "weir.cni_config"}
+
+
+def build_cni_zipapp(tmp_path: Path) -> tuple[Path, Path]:
+    """Run the Dockerfile's cni stage here: its COPYs from the repository (less what
+    .dockerignore drops), then its RUN commands under sh, with the stage's directories moved
+    under tmp_path and `python3` this venv's base interpreter (the standard library only, as
+    on a node). Returns (the zipapp the node-loader image copies, a PATH dir with python3)."""
+    base, body = dockerfile_stages()["cni"]
+    assert base == "python", "the plugin is built with the images' python3 only"
+    python = Path(getattr(sys, "_base_executable", sys.executable))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3").symlink_to(python)
+    ignore = shutil.ignore_patterns("__pycache__", "*.py[cod]")
+
+    def here(path: str) -> Path:
+        assert path.startswith(tuple(d + "/" for d in CNI_STAGE_DIRS)), path
+        return tmp_path / path.lstrip("/")
+
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    for line in body:
+        instruction, _, rest = line.partition(" ")
+        if instruction == "COPY":
+            *sources, dest = rest.split()
+            assert not [s for s in sources if s.startswith("--")], line
+            for source in sources:
+                src = ROOT / source
+                if src.is_dir():
+                    shutil.copytree(src, here(dest.rstrip("/")), ignore=ignore)
+                else:
+                    target = here(dest.rstrip("/"))
+                    if dest.endswith("/"):
+                        target.mkdir(parents=True, exist_ok=True)
+                        target = target / src.name
+                    shutil.copy(src, target)
+        elif instruction == "RUN":
+            script = re.sub(
+                r"(?<![\w/.])(" + "|".join(map(re.escape, CNI_STAGE_DIRS)) + r")(?=/|\s|$)",
+                lambda m: str(tmp_path / m.group(1).lstrip("/")),
+                rest,
+            )
+            done = subprocess.run(
+                ["sh", "-ec", script],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+        else:
+            raise AssertionError(f"the cni stage should only COPY and RUN: {line}")
+    (copy,) = [line for line in dockerfile_stages()["image-node-loader"][1] if "--from=cni" in line]
+    _, _, artifact, destination = copy.split()
+    assert destination == "/opt/weir/cni/weir-cni"
+    return here(artifact), bin_dir
+
+
+def run_plugin(
+    plugin: Path, bin_dir: Path, env: dict[str, str], stdin: str = ""
+) -> tuple[int, dict[str, Any]]:
+    """Execute the zipapp as a runtime does (by its #! line) with exactly `env` and PATH."""
     done = subprocess.run(
-        [str(target)],
-        env={"CNI_COMMAND": "VERSION", "PATH": os.environ.get("PATH", "")},
+        [str(plugin)],
+        input=stdin,
+        env={**env, "PATH": f"{bin_dir}:/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert "1.0.0" in json.loads(done.stdout)["supportedVersions"]
+    assert done.stdout, done.stderr
+    out: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, out
 
 
-def test_install_cni_script_installs_plugin_and_conflist(tmp_path: Path) -> None:
+def test_cni_plugin_zipapp_bundles_weir_cni_and_two_stdlib_only_modules(tmp_path: Path) -> None:
+    plugin, _ = build_cni_zipapp(tmp_path)
+    assert os.access(plugin, os.X_OK)
+    assert plugin.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    cni_src = workspace_members()["weir-cni"] / "src" / "weir_cni"
+    modules = {f"weir_cni/{p.stem}" for p in cni_src.glob("*.py")}
+    modules |= {"weir/__init__"} | {m.replace(".", "/") for m in CNI_WEIR_MODULES}
+    with zipfile.ZipFile(plugin) as archive:
+        names = {n for n in archive.namelist() if not n.endswith("/")}
+        # Each module's source, and its bytecode under the legacy name zipimport looks for.
+        assert names == {"__main__.py"} | {f"{m}{ext}" for m in modules for ext in (".py", ".pyc")}
+        for name in sorted(n for n in names if n.endswith(".pyc")):
+            header = archive.read(name)[:8]
+            # This interpreter's (3.11, as on the nodes) and unchecked-hash: loaded as they are.
+            assert header[:4] == importlib.util.MAGIC_NUMBER, name
+            assert int.from_bytes(header[4:8], "little") == 0b01, name
+        imported: set[str] = set()
+        for name in sorted(n for n in names if n.endswith(".py")):
+            for node in ast.walk(ast.parse(archive.read(name), filename=name)):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported.add(node.module)
+    # The standard library, the plugin itself and weir's two contract modules: nothing that
+    # the node's python3 would lack.
+    ours = {m for m in imported if m.split(".")[0] in ("weir", "weir_cni")}
+    assert {m for m in ours if m.split(".")[0] == "weir"} <= CNI_WEIR_MODULES | {"weir"}
+    assert {m.split(".")[0] for m in imported - ours} <= sys.stdlib_module_names
+
+
+def test_cni_plugin_zipapp_runs_on_a_bare_python3(tmp_path: Path) -> None:
+    plugin, bin_dir = build_cni_zipapp(tmp_path / "build")
+
+    code, out = run_plugin(plugin, bin_dir, {"CNI_COMMAND": "VERSION"})
+    assert code == 0, out
+    assert out["cniVersion"] == "1.0.0"
+    assert {"0.4.0", "1.0.0", "1.1.0"} <= set(out["supportedVersions"])
+
+    # ADD as the runtime calls it: node-loader's conflist entry on stdin, named and versioned.
+    ipam = tmp_path / "ipam"
+    conflist = cni_config.conflist(
+        cni_config.PluginConfig(
+            node_loader_socket=str(tmp_path / "node-loader.sock"),
+            subnet="10.244.1.0/24",
+            ipam_data_dir=str(ipam),
+        )
+    )
+    netconf = {
+        "cniVersion": conflist["cniVersion"],
+        "name": conflist["name"],
+        **conflist["plugins"][0],
+    }
+    add = {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "0123456789abcdef",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(bin_dir),
+        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0",
+    }
+    # No CNI_NETNS at all: an invalid environment (4).
+    code, out = run_plugin(plugin, bin_dir, add, json.dumps(netconf))
+    assert code == 1
+    assert (out["cniVersion"], out["code"]) == ("1.0.0", 4), out
+    assert "CNI_NETNS" in out["msg"]
+    # A CNI_NETNS that does not exist: the container is unknown (3), and nothing was made.
+    missing = {**add, "CNI_NETNS": str(tmp_path / "netns" / "gone")}
+    code, out = run_plugin(plugin, bin_dir, missing, json.dumps(netconf))
+    assert code == 1
+    assert (out["cniVersion"], out["code"]) == ("1.0.0", 3), out
+    assert not ipam.exists()
+
+
+def test_install_cni_script_installs_only_the_plugin(tmp_path: Path) -> None:
     image = tmp_path / "opt" / "weir" / "cni"
     image.mkdir(parents=True)
     shutil.copy(INSTALL_CNI, image / "install-cni.sh")
-    (image / "weir-cni").write_text("#!/bin/sh\necho plugin\n")
-    conflist = tmp_path / "weir.conflist"
-    conflist.write_text('{"cniVersion": "1.0.0", "name": "weir"}\n')
-    host = tmp_path / "host"
-    done = subprocess.run(
-        [
-            "sh",
-            str(image / "install-cni.sh"),
-            str(host / "opt/cni/bin"),
-            str(host / "etc/cni/net.d"),
-            "05-weir.conflist",
-            str(conflist),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    plugin = host / "opt/cni/bin/weir-cni"
-    assert stat.S_IMODE(plugin.stat().st_mode) == 0o755
-    assert (host / "etc/cni/net.d/05-weir.conflist").read_text() == conflist.read_text()
-    assert sorted(p.name for p in (host / "etc/cni/net.d").iterdir()) == ["05-weir.conflist"]
-    assert sorted(p.name for p in (host / "opt/cni/bin").iterdir()) == ["weir-cni"]
+    bin_dir = tmp_path / "host" / "opt" / "cni" / "bin"
+
+    def install(plugin: str) -> None:
+        (image / "weir-cni").write_text(plugin)
+        done = subprocess.run(
+            ["sh", str(image / "install-cni.sh"), str(bin_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        installed = bin_dir / "weir-cni"
+        assert stat.S_IMODE(installed.stat().st_mode) == 0o755
+        assert installed.read_text() == plugin
+        # No conflist, no temporary file left: the plugin alone.
+        assert sorted(p.name for p in bin_dir.parent.parent.rglob("*") if p.is_file()) == [
+            "weir-cni"
+        ]
+
+    install("#!/bin/sh\necho old\n")
+    install("#!/bin/sh\necho new\n")  # an upgrade replaces it
     assert os.access(INSTALL_CNI, os.X_OK)
-    usage = subprocess.run(["sh", str(INSTALL_CNI)], capture_output=True, text=True, check=False)
-    assert usage.returncode == 2 and "usage" in usage.stderr
+    for args in ([], [str(bin_dir), "/etc/cni/net.d", "05-weir.conflist", "weir.conflist"]):
+        usage = subprocess.run(
+            ["sh", str(INSTALL_CNI), *args], capture_output=True, text=True, check=False
+        )
+        assert usage.returncode == 2 and "usage" in usage.stderr
 
 
 # --- the Tiltfile ---------------------------------------------------------------------------------

@@ -162,3 +162,45 @@ and node-loader: two services on one port could never share a node. Fail early i
 {{- end -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+node-loader's directories from the host, from its settings: the endpoint socket's directory,
+the CNI config directory (an emptyDir of the pod's own unless cni.install, so no runtime reads
+the conflist) and the IPAM directory's parent (read-only: only the plugin on the host writes
+there). Each is mounted at its host path, since the conflist node-loader writes names them.
+One volume per distinct path; a path the pod already mounts otherwise is an error.
+*/}}
+{{- define "weir.nodeLoaderHostDirs" -}}
+{{- $cfg := include "weir.config" . | fromYaml -}}
+{{- $socket := required "nodeLoader.config.socket_path is required" $cfg.socket_path -}}
+{{- $confDir := required "nodeLoader.config.cni_conf_dir is required" $cfg.cni_conf_dir -}}
+{{- $ipam := required "nodeLoader.config.ipam_dir is required" $cfg.ipam_dir -}}
+{{- $wanted := list
+  (dict "name" "weir-run" "path" (dir $socket) "readOnly" false "emptyDir" false "setting" "socket_path")
+  (dict "name" "cni-conf" "path" $confDir "readOnly" false "emptyDir" (not .root.Values.cni.install) "setting" "cni_conf_dir")
+  (dict "name" "weir-lib" "path" (dir $ipam) "readOnly" true "emptyDir" false "setting" "ipam_dir") -}}
+{{- $fixed := list "/etc/weir" "/sys/fs/bpf" "/sys/fs/cgroup" "/lib/modules" "/usr/src" "/run/netns" -}}
+{{- $out := list -}}
+{{- $byPath := dict -}}
+{{- range $wanted -}}
+{{- if has .path $fixed -}}
+{{- fail (printf "nodeLoader.config.%s: node-loader already mounts %s for something else" .setting .path) -}}
+{{- end -}}
+{{- $seen := get $byPath .path -}}
+{{- if $seen -}}
+{{- if ne $seen.emptyDir .emptyDir -}}
+{{- fail (printf "nodeLoader.config.%s and %s share %s, which must come from the host for one and not the other" $seen.setting .setting .path) -}}
+{{- end -}}
+{{- if not .readOnly -}}
+{{- $_ := set $seen "readOnly" false -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $byPath .path . -}}
+{{- $out = append $out . -}}
+{{- end -}}
+{{- end -}}
+{{- range $out -}}
+{{- $_ := unset . "setting" -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end }}
