@@ -854,9 +854,19 @@ def test_compose_wires_every_service() -> None:
 
 
 def test_compose_node_loader_is_privileged_with_the_node_mounts() -> None:
-    loader = compose()["services"]["node-loader"]
+    spec = compose()
+    loader = spec["services"]["node-loader"]
     assert loader["privileged"] is True
-    assert loader["environment"]["WEIR_NODE_NAME"]
+    assert "network_mode" not in loader  # its own namespace: the machine's stays untouched
+    env = loader["environment"]
+    assert env["WEIR_NODE_NAME"]
+    assert not env.get("WEIR_NETNS")
+    # The taint is lifted through the API server, as k8s-watcher reads it.
+    assert (
+        env["WEIR_KUBECONFIG"] == spec["services"]["k8s-watcher"]["environment"]["WEIR_KUBECONFIG"]
+    )
+    assert loader["configs"] == spec["services"]["k8s-watcher"]["configs"]
+    assert loader["depends_on"]["apiserver"]["condition"] == "service_healthy"
     mounts: dict[str, dict[str, Any]] = {}
     for v in loader["volumes"]:
         if isinstance(v, str):
@@ -875,11 +885,28 @@ def test_compose_node_loader_is_privileged_with_the_node_mounts() -> None:
         "/usr/src",
         "/run/netns",
         "/var/run/weir",
+        "/var/lib/weir",
+        "/etc/cni/net.d",
     }
-    assert all(m["source"] == target for target, m in mounts.items())
+    host = {t: m for t, m in mounts.items() if m["source"].startswith("/")}
+    assert all(m["source"] == target for target, m in host.items())
     assert mounts["/sys/fs/bpf"]["propagation"] == "rshared"
     assert mounts["/lib/modules"]["read_only"] and mounts["/usr/src"]["read_only"]
+    assert mounts["/var/lib/weir"]["read_only"]
     assert not mounts["/sys/fs/bpf"]["read_only"] and not mounts["/var/run/weir"]["read_only"]
+    # The conflist goes to a volume: the machine's own CNI config is never rewritten.
+    assert mounts["/etc/cni/net.d"]["source"] in spec["volumes"]
+    assert not mounts["/etc/cni/net.d"]["read_only"]
+    # The settings name the mounted paths (they are node-loader's defaults).
+    defaults = {f.name: f.default for f in dataclasses.fields(NodeLoaderConfig)}
+    for setting, mount in (
+        ("socket_path", "/var/run/weir"),
+        ("cni_conf_dir", "/etc/cni/net.d"),
+        ("ipam_dir", "/var/lib/weir"),
+    ):
+        value = env[f"WEIR_{setting.upper()}"]
+        assert value == defaults[setting]
+        assert value == mount or os.path.dirname(value) == mount
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
