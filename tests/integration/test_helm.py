@@ -1280,6 +1280,10 @@ def test_tiltfile_builds_and_deploys_every_service() -> None:
     assert "build_args={'SERVICE': service}" in text
     assert "helm(\n        'deploy/helm/weir'" in text
     assert "resource_deps=['weir-nats']" in text
+    # The chart makes Weir the nodes' CNI by default; a plain `tilt up` must not (only --cni).
+    assert yaml.safe_load((CHART / "values.yaml").read_text())["cni"]["install"] is True
+    assert "'cni.install=' + ('true' if INSTALL_CNI else 'false')" in text
+    assert "INSTALL_CNI = settings.get('cni', False)" in text
     registry = yaml.safe_load((CHART / "values.yaml").read_text())["image"]["registry"]
     assert f"REGISTRY = '{registry}'" in text
     # live_update syncs each service's sources to where the image's editable installs live.
