@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from weir.endpoint_api import EndpointRequest
@@ -78,9 +79,11 @@ class FakeKernel:
 
     # --- Kernel -------------------------------------------------------------------------------
 
-    def links(self) -> dict[int, str]:
+    def links(self, only: Collection[int] | None = None) -> dict[int, str]:
         self._enter("links")
-        return dict(self.link_table)
+        if only is None:
+            return dict(self.link_table)
+        return {i: n for i, n in self.link_table.items() if i in only}
 
     def realized(self) -> dict[int, Realized]:
         self._enter("realized")

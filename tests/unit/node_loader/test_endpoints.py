@@ -10,6 +10,7 @@ from weir_node_loader.endpoints import (
     InvalidRequest,
     Purge,
     Registry,
+    admission_links,
     admit,
     plan_reconcile,
     record_from_request,
@@ -109,6 +110,22 @@ def test_a_holder_whose_veth_is_gone_is_evicted_not_a_conflict() -> None:
     gone = record("c2", 12, "10.244.1.2", host_ifname="wrgone")
     adm = admit(Registry([gone]), record(), LINKS)
     assert adm.evict == (gone,)
+
+
+def test_admission_asks_about_the_new_veth_and_possible_conflicts_only() -> None:
+    others = [record(f"o{i}", 100 + i, f"10.244.1.{100 + i}") for i in range(50)]
+    same_ip = record("dup", 20, "10.244.1.2")
+    same_veth = record("twin", 10, "10.244.1.3")
+    moved = record("c1", 30, "10.244.1.2")  # c1 registered earlier on another veth
+    registry = Registry([*others, same_ip, same_veth, moved])
+    assert admission_links(registry, record("c1", 10, "10.244.1.2")) == {10, 20, 30}
+    # Whatever it asked about is all admit needs: the same decision as with every link.
+    links = {10: "wrc1", 20: "wrdup", 30: "wrc1old"} | {100 + i: f"wro{i}" for i in range(50)}
+    wanted = admission_links(registry, record("c1", 10, "10.244.1.2"))
+    narrowed = {i: n for i, n in links.items() if i in wanted}
+    for registry_links in (links, narrowed):
+        with pytest.raises(InvalidRequest):
+            admit(registry, record("c1", 10, "10.244.1.2"), registry_links)
 
 
 # --- reconciliation ---------------------------------------------------------------------------

@@ -140,6 +140,20 @@ class Admission:
     unchanged: bool  # the registry already holds exactly this record
 
 
+def admission_links(registry: Registry, record: EndpointRecord) -> set[int]:
+    """The links `admit` looks at: the new veth, and those of endpoints it could conflict
+    with (same veth or same IP). Asking the kernel for these alone keeps a registration's
+    cost independent of how many pods the node runs."""
+    wanted = {record.host_ifindex}
+    for other in registry.all():
+        if other.host_ifindex == record.host_ifindex or other.ip == record.ip:
+            wanted.add(other.host_ifindex)
+    current = registry.get(record.container_id)
+    if current is not None:
+        wanted.add(current.host_ifindex)
+    return wanted
+
+
 def admit(registry: Registry, record: EndpointRecord, links: Mapping[int, str]) -> Admission:
     """Decide a registration against the registry and the node's links (InvalidRequest when it
     cannot be realized as asked)."""

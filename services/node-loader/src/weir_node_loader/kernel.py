@@ -8,6 +8,7 @@ bpf(2) and netlink. The calls block; the service runs them on one dedicated thre
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -47,8 +48,9 @@ class Realized:
 
 
 class Kernel(Protocol):
-    def links(self) -> dict[int, str]:
-        """Every link of the node's network namespace: ifindex -> name."""
+    def links(self, only: Collection[int] | None = None) -> dict[int, str]:
+        """The node namespace's links, ifindex -> name: all of them, or just those of `only`
+        that exist (a registration asks about one or two, not the node's hundreds)."""
         ...
 
     def realized(self) -> dict[int, Realized]:

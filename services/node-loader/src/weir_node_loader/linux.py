@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,19 @@ class LinuxKernel:
 
     # --- links and endpoints ------------------------------------------------------------------
 
-    def links(self) -> dict[int, str]:
+    def links(self, only: Collection[int] | None = None) -> dict[int, str]:
         with _translated("list links"):
-            return {msg["index"]: str(msg.get_attr("IFLA_IFNAME")) for msg in self._ipr.get_links()}
+            if only is None:
+                msgs = self._ipr.get_links()
+            else:
+                msgs = []
+                for ifindex in only:
+                    try:
+                        msgs += self._ipr.get_links(ifindex)
+                    except NetlinkError as e:
+                        if e.code != errno.ENODEV:
+                            raise
+            return {msg["index"]: str(msg.get_attr("IFLA_IFNAME")) for msg in msgs}
 
     def realized(self) -> dict[int, Realized]:
         with _translated("read endpoint maps"):
@@ -178,7 +188,7 @@ class LinuxKernel:
     def remove_endpoint(self, ifindex: int) -> bool:
         removed = False
         with _translated(f"remove endpoint on ifindex {ifindex}"):
-            if ifindex in self.links():
+            if ifindex in self.links((ifindex,)):
                 removed = self._detach(ifindex)
             removed |= self._maps.remove(ifindex)
         return removed

@@ -23,6 +23,7 @@ from weir_node_loader.endpoints import (
     InvalidRequest,
     Purge,
     Registry,
+    admission_links,
     admit,
     plan_reconcile,
     record_from_request,
@@ -113,7 +114,8 @@ class EndpointManager:
         async with self._lock:
             if not self.ready:
                 raise NotReady("the datapath is not loaded yet")
-            links = await self._k(self._kernel.links)
+            wanted = admission_links(self.registry, record)
+            links = await self._k(lambda: self._kernel.links(wanted))
             admission = admit(self.registry, record, links)
             for old in admission.evict:
                 log.info(
