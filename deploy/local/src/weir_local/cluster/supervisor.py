@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -99,6 +100,7 @@ class Supervisor:
             for comp in services:
                 await self._spawn(comp)
             await asyncio.gather(*(self._wait_ready(http, c) for c in services))
+            await self._wait_nodes_schedulable(http)
         self.state.ready = True
         self.state_file.write(self.state)
 
@@ -184,6 +186,26 @@ class Supervisor:
             f"({comp.probe.http or comp.probe.tcp}):\n" + _log_tail(self.logs / comp.log)
         )
 
+    async def _wait_nodes_schedulable(self, http: aiohttp.ClientSession) -> None:
+        """Every node Ready and without NoSchedule taints in the API: a cluster is not ready
+        while the scheduler would put every pod on the first node to get there."""
+        deadline = time.monotonic() + self.ready_timeout
+        waiting: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            async with http.get(f"{self.plan.api_url}/api/v1/nodes") as r:
+                nodes = {n["metadata"]["name"]: n for n in (await r.json()).get("items", [])}
+            waiting = {name: node_blocker(nodes.get(name)) for name in self.plan.nodes}
+            waiting = {name: why for name, why in waiting.items() if why}
+            if not waiting:
+                self.on_event("nodes ready: " + ", ".join(self.plan.nodes))
+                return
+            await asyncio.sleep(0.2)
+        raise StartError(
+            "nodes not schedulable after {:.0f}s: {}".format(
+                self.ready_timeout, "; ".join(f"{n}: {why}" for n, why in waiting.items())
+            )
+        )
+
     async def _terminate(self, name: str, grace: float = 10.0) -> None:
         proc = self._procs.get(name)
         if proc is None or proc.returncode is not None:
@@ -196,6 +218,22 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+def node_blocker(node: dict[str, Any] | None) -> str:
+    """Why the scheduler would not place a pod on this Node ("" when it would)."""
+    if node is None:
+        return "not registered"
+    conditions = (node.get("status") or {}).get("conditions") or []
+    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        return "not Ready"
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
+        return "cordoned"
+    taints = [t for t in spec.get("taints") or [] if t.get("effect") == "NoSchedule"]
+    if taints:
+        return "tainted " + ", ".join(str(t.get("key")) for t in taints)
+    return ""
 
 
 async def _probe(http: aiohttp.ClientSession, comp: Component) -> bool:
