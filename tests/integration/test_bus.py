@@ -13,7 +13,15 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from weir import catalog, telemetry
-from weir.bus import CAUGHT_UP, BusMetrics, CaughtUp, KvBucket, RevisionMismatch, open_bucket
+from weir.bus import (
+    CAUGHT_UP,
+    BusMetrics,
+    CaughtUp,
+    KvBucket,
+    KvEntry,
+    RevisionMismatch,
+    open_bucket,
+)
 from weir.models import Meta, Namespace
 
 pytestmark = pytest.mark.integration
@@ -138,3 +146,29 @@ async def test_trace_context_travels_with_the_value(js: nats.js.JetStreamContext
         assert carried.trace_id == trace_id and carried.is_remote
         break
     assert telemetry.extract({}) is not None
+
+
+async def test_a_cursor_is_caught_up_once_everything_delivered_is_applied(
+    js: nats.js.JetStreamContext,
+) -> None:
+    from weir.bus import WatchCursor
+
+    kv = await KvBucket.ensure(js, "t-cursor")
+    await kv.put("a", b"1")
+    await kv.put("gone", b"x")
+    await kv.delete("gone")  # replayed as nothing, yet must not hold the cursor back
+    cursor = WatchCursor("t-cursor")
+    watch = kv.watch(">", cursor)
+    first = await asyncio.wait_for(anext(watch), 5)
+    assert isinstance(first, KvEntry) and first.key == "a"
+    assert not await cursor.caught_up()  # delivered, not yet applied
+    cursor.mark_applied(first.revision)
+    assert await asyncio.wait_for(anext(watch), 5) is CAUGHT_UP
+    assert await cursor.caught_up()
+    await kv.put("b", b"2")
+    second = await asyncio.wait_for(anext(watch), 5)
+    assert isinstance(second, KvEntry)
+    assert not await cursor.caught_up()
+    cursor.mark_applied(second.revision)
+    assert await cursor.caught_up()
+    await watch.aclose()

@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats
 import nats.errors
@@ -111,6 +111,35 @@ class CaughtUp:
 
 
 CAUGHT_UP = CaughtUp()
+
+
+class WatchCursor:
+    """How far a consumer has got with a watch — what convergence barriers ask about.
+
+    The watch records the stream sequence of every entry it delivers; the consumer calls
+    `mark_applied(revision)` once it has acted on an entry. Caught up means: the server has
+    nothing left to deliver and everything delivered has been applied.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.delivered = 0
+        self.applied = 0
+        self._sub: Any = None
+
+    def mark_applied(self, revision: int) -> None:
+        self.applied = max(self.applied, revision)
+
+    async def caught_up(self) -> bool:
+        if self._sub is None:
+            return False
+        info = await self._sub.consumer_info()
+        return bool(info.num_pending == 0 and self.applied >= self.delivered)
+
+
+@dataclass(frozen=True, slots=True)
+class _Skipped:
+    revision: int
 
 
 class RevisionMismatch(Exception):
@@ -214,13 +243,15 @@ class KvBucket:
             headers=headers,
         )
 
-    async def watch(self, pattern: str = ">") -> AsyncGenerator[KvEntry | CaughtUp, None]:
+    async def watch(
+        self, pattern: str = ">", cursor: WatchCursor | None = None
+    ) -> AsyncGenerator[KvEntry | CaughtUp, None]:
         """The latest value of every matching key, then `CAUGHT_UP`, then every later change.
 
         Deleted keys are not replayed before `CAUGHT_UP` (a fresh reader has nothing to delete);
         deletions after it arrive as entries with `value=None`.
         """
-        queue: asyncio.Queue[KvEntry | CaughtUp] = asyncio.Queue(maxsize=4096)
+        queue: asyncio.Queue[KvEntry | CaughtUp | _Skipped] = asyncio.Queue(maxsize=4096)
         caught_up = False
         received = 0
 
@@ -230,7 +261,14 @@ class KvBucket:
             meta = msg.metadata
             headers = dict(msg.headers or {})
             deleted = headers.get(KV_OPERATION) in _DELETE_OPS
-            if not (deleted and not caught_up):
+            if cursor is not None:
+                cursor.delivered = meta.sequence.stream
+            if deleted and not caught_up:
+                # Nothing to deliver, but it counts as applied only once everything before it
+                # has been: the marker goes through the queue in order.
+                if cursor is not None:
+                    await queue.put(_Skipped(meta.sequence.stream))
+            else:
                 await queue.put(
                     KvEntry(
                         key=msg.subject[len(self._prefix) :],
@@ -251,6 +289,8 @@ class KvBucket:
             deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
             inactive_threshold=300,
         )
+        if cursor is not None:
+            cursor._sub = sub
         try:
             info = await sub.consumer_info()
             # Nothing matched when the consumer was made, and nothing has arrived since. (The
@@ -260,7 +300,12 @@ class KvBucket:
                 caught_up = True
                 await queue.put(CAUGHT_UP)
             while True:
-                yield await queue.get()
+                item = await queue.get()
+                if isinstance(item, _Skipped):
+                    if cursor is not None:
+                        cursor.mark_applied(item.revision)
+                    continue
+                yield item
         finally:
             # A closed connection raises here; the server drops the consumer by itself then.
             with contextlib.suppress(nats.errors.Error):
@@ -359,9 +404,12 @@ class TypedKv(Generic[T]):
             return None
         return self.decode(key, entry.value)
 
-    async def watch(self, pattern: str = ">") -> AsyncGenerator[Update[T] | CaughtUp, None]:
-        """Like KvBucket.watch, decoded. Undecodable values are skipped (logged, counted)."""
-        watch = self.raw.watch(pattern)
+    async def watch(
+        self, pattern: str = ">", cursor: WatchCursor | None = None
+    ) -> AsyncGenerator[Update[T] | CaughtUp, None]:
+        """Like KvBucket.watch, decoded. Undecodable values are skipped (logged, counted; and
+        marked applied on `cursor`, as there is nothing to apply)."""
+        watch = self.raw.watch(pattern, cursor)
         try:
             async for item in watch:
                 if isinstance(item, CaughtUp):
@@ -374,6 +422,8 @@ class TypedKv(Generic[T]):
                 value = self.decode(item.key, item.value)
                 if value is not None:
                     yield Update(item.key, value, item.revision, ctx)
+                elif cursor is not None:
+                    cursor.mark_applied(item.revision)
         finally:
             await watch.aclose()
 

@@ -15,8 +15,12 @@ from weir.codec import Schema
 from weir.models import (
     BarrierReply,
     BarrierRequest,
+    EndpointPolicy,
     EndpointRecord,
     EndpointSlice,
+    Flow,
+    Identity,
+    IPCacheEntry,
     K8sObject,
     Namespace,
     NetworkPolicy,
@@ -106,7 +110,71 @@ def endpoint_key(node: str, container_id: str) -> str:
     return f"{node}.{container_id}"
 
 
-BUCKETS: tuple[Bucket[Any], ...] = (K8S, ENDPOINTS)
+# --- weir-identities, weir-ipcache: security identities (written only by identity-allocator) ------
+
+IDENTITIES_SCHEMA: Schema[Identity] = Schema(name="identity", version=1, types=(Identity,))
+IDENTITIES = Bucket[Identity](
+    name="weir-identities",
+    schema=IDENTITIES_SCHEMA,
+    description=(
+        "Numeric identities: id.<n> reserves n for a label set, labels.<hash> maps a label set "
+        "to its number; both created by compare-and-set"
+    ),
+)
+
+
+def identity_id_key(identity: int) -> str:
+    return f"id.{identity}"
+
+
+def identity_labels_key(label_hash: str) -> str:
+    return f"labels.{label_hash}"
+
+
+IPCACHE_SCHEMA: Schema[IPCacheEntry] = Schema(name="ipcache", version=1, types=(IPCacheEntry,))
+IPCACHE = Bucket[IPCacheEntry](
+    name="weir-ipcache",
+    schema=IPCACHE_SCHEMA,
+    description="IP prefixes to identities (longest prefix wins): key <address>/<length>",
+)
+
+
+def ipcache_key(prefix: str) -> str:
+    """`10.244.1.5/32`: dots and slashes are valid KV key characters."""
+    return prefix
+
+
+# --- weir-policy: compiled per-endpoint policy (written only by policy-compiler) ------------------
+
+POLICY_SCHEMA: Schema[EndpointPolicy] = Schema(
+    name="endpoint-policy", version=1, types=(EndpointPolicy,)
+)
+POLICY = Bucket[EndpointPolicy](
+    name="weir-policy",
+    schema=POLICY_SCHEMA,
+    description="Compiled policy per endpoint: key <node>.<pod namespace>.<pod name>",
+)
+
+
+def policy_key(node: str, namespace: str, pod: str) -> str:
+    return f"{node}.{namespace}.{pod}"
+
+
+BUCKETS: tuple[Bucket[Any], ...] = (K8S, ENDPOINTS, IDENTITIES, IPCACHE, POLICY)
+
+# --- weir.flows.<node>: policy verdicts seen by the datapath (published by node-loader) -----------
+
+FLOWS_SCHEMA: Schema[Flow] = Schema(name="flow", version=1, types=(Flow,))
+FLOWS = Subject[Flow](
+    pattern="weir.flows.{node}",
+    schema=FLOWS_SCHEMA,
+    description="Policy verdicts (allowed new flows, denied packets), named, rate-limited",
+)
+
+
+def flows_subject(node: str) -> str:
+    return f"weir.flows.{node}"
+
 
 # --- weir.barrier.*: "have you applied everything pending?" (request/reply) ----------------------
 
@@ -137,7 +205,7 @@ def barrier_subject(service: str, node: str = "") -> str:
     return f"weir.barrier.{service}" + (f".{node}" if node else "")
 
 
-SUBJECTS: tuple[Subject[Any], ...] = (BARRIER,)
+SUBJECTS: tuple[Subject[Any], ...] = (BARRIER, FLOWS)
 
 
 def bucket_named(name: str) -> Bucket[Any] | None:

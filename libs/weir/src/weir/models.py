@@ -246,3 +246,122 @@ class BarrierReply:
     node: str = ""  # for per-node services
     converged: bool
     detail: str
+
+
+# --- identities, ipcache, policy, flows (identity-allocator -> policy-compiler -> node-loader) ----
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityLabels:
+    """What an identity stands for. Exactly one kind is filled:
+    a pod's security labels (`namespace`, `pod_labels`, `namespace_labels`), a CIDR (`cidr`),
+    or a reserved identity's name (`reserved`)."""
+
+    namespace: str = ""
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    cidr: str = ""
+    reserved: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """KV weir-identities: `id.<n>` reserves number n for a label set, `labels.<hash>` maps the
+    label set to its number; both are created by compare-and-set, so replicas agree."""
+
+    id: int
+    labels: IdentityLabels
+
+
+class IPCacheKind(StrEnum):
+    POD = "pod"
+    NODE = "node"
+    CIDR = "cidr"
+    WORLD = "world"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IPCacheEntry:
+    """KV weir-ipcache, key = the prefix with its length (`10.244.1.5/32`, `10.0.0.0/8`):
+    the identity of every address in it; the longest prefix wins."""
+
+    prefix: str
+    identity: int
+    kind: IPCacheKind
+    pod_namespace: str = ""
+    pod_name: str = ""
+    node: str = ""  # for POD: the node it runs on; for NODE: the node itself
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyEntry:
+    """(remote identity | any, protocol | any, port range | any) -> verdict, with the cookie
+    naming the policy rule that made the entry."""
+
+    identity: int  # 0: any remote identity
+    protocol: int  # IANA number (6 TCP, 17 UDP, 132 SCTP); 0: any protocol
+    port: int = 0  # 0: any port
+    end_port: int = 0  # inclusive; equal to `port` for a single port; 0 with port 0
+    verdict: Verdict = Verdict.ALLOW
+    cookie: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectionPolicy:
+    """One direction of one endpoint. Not `enforced`: everything is allowed (no policy selects
+    the pod for this direction). Enforced: only what `entries` allow; the rest is denied, and
+    `default_cookie` names the policy that isolated it."""
+
+    enforced: bool = False
+    default_cookie: int = 0
+    entries: tuple[PolicyEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointPolicy:
+    """KV weir-policy, key `<node>.<pod namespace>.<pod name>`: what one pod on one node may
+    send and receive, compiled from every NetworkPolicy that selects it."""
+
+    node: str
+    pod_namespace: str
+    pod_name: str
+    pod_uid: str
+    identity: int  # the pod's own identity
+    ingress: DirectionPolicy
+    egress: DirectionPolicy
+    # Upstream Kubernetes matches ipBlock against pod IPs too; Cilium only against addresses
+    # outside the cluster. True asks the datapath for the upstream behaviour.
+    ipblock_matches_pods: bool = True
+    cookies: Mapping[int, str] = field(default_factory=dict)  # cookie -> "ns/policy: rule"
+
+
+class FlowDirection(StrEnum):
+    INGRESS = "ingress"  # into the local endpoint
+    EGRESS = "egress"  # out of it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flow:
+    """A policy verdict the datapath reported (subject weir.flows.<node>), named by node-loader."""
+
+    node: str
+    time_ns: int  # CLOCK_REALTIME nanoseconds
+    direction: FlowDirection
+    verdict: Verdict
+    reason: str  # e.g. "policy", "policy-denied", "no-policy" (allowed: not isolated)
+    protocol: int
+    src_ip: str
+    dst_ip: str
+    src_port: int
+    dst_port: int
+    local_pod: str  # "namespace/name"
+    remote_pod: str  # "namespace/name", or "" when the remote is not a pod
+    local_identity: int
+    remote_identity: int
+    cookie: int
+    policy: str  # the policy (and rule) the cookie names; "" when none

@@ -196,6 +196,29 @@ async def _until_stopped(task: asyncio.Future[Any], stop: asyncio.Event) -> bool
     return False
 
 
+def kv_barrier(*cursors: bus.WatchCursor, busy: Callable[[], str] = lambda: "") -> BarrierBegin:
+    """The barrier of a KV consumer: converged once every cursor is caught up and `busy()`
+    (e.g. writes still unacknowledged) has nothing to report."""
+
+    async def check() -> tuple[bool, str]:
+        for cursor in cursors:
+            if not await cursor.caught_up():
+                return (
+                    False,
+                    f"{cursor.name}: still applying (delivered {cursor.delivered}, "
+                    f"applied {cursor.applied})",
+                )
+        pending = busy()
+        if pending:
+            return False, pending
+        return True, "applied everything pending in " + ", ".join(c.name for c in cursors)
+
+    async def begin() -> BarrierCheck:
+        return check
+
+    return begin
+
+
 def idle(capability: str) -> Callable[[Runtime[Any]], Awaitable[None]]:
     """The main of a service whose work has not been built yet: connected, ready, honest."""
 
