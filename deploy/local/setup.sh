@@ -21,7 +21,7 @@ fi
 
 # 1. Debian packages. dpkg-query first, so a machine that has them all never touches apt.
 PKGS=(python3-bpfcc python3-venv linux-headers-amd64 bpftool iproute2 iputils-ping iperf3 sockperf
-      curl ca-certificates ethtool tcpdump socat unzip)
+      curl ca-certificates ethtool tcpdump socat unzip nginx-light wrk iptables)
 # Commands that may come from elsewhere (NodeSource's nodejs carries its own npm): only ask Debian
 # for them when they are absent.
 for cmd in npm make git; do command -v "$cmd" >/dev/null || PKGS+=("$cmd"); done
@@ -33,7 +33,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # Benchmarks run nginx inside pod namespaces; the package must not start one on this host.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    guard=1
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # 2. Kernel headers for BCC. This kernel ships none; Debian's 6.1 headers carry a compatible UAPI.
