@@ -10,11 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench import apiserver_writes, cni_add, k8s_watcher_latency, pods_to_running
+from tests.bench import (
+    apiserver_writes,
+    cni_add,
+    datapath_cost,
+    k8s_watcher_latency,
+    pods_to_running,
+)
 
 BENCHMARKS = {
     "apiserver_writes": apiserver_writes.main,
     "cni_add": cni_add.main,
+    "datapath_cost": datapath_cost.main,
     "k8s_watcher_latency": k8s_watcher_latency.main,
     "pods_to_running": pods_to_running.main,
 }
