@@ -16,6 +16,7 @@ from tests.bench import (
     datapath_cost,
     k8s_watcher_latency,
     pods_to_running,
+    policy_enforcement,
 )
 
 BENCHMARKS = {
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "datapath_cost": datapath_cost.main,
     "k8s_watcher_latency": k8s_watcher_latency.main,
     "pods_to_running": pods_to_running.main,
+    "policy_enforcement": policy_enforcement.main,
 }
 OUT = Path(__file__).resolve().parents[2] / ".weir" / "bench"
 
