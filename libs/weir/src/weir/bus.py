@@ -221,11 +221,16 @@ class KvBucket:
                 raise
             return await self.update(key, value, last=current.revision, headers=headers)
 
-    async def delete(self, key: str, headers: Mapping[str, str] | None = None) -> int:
+    async def delete(
+        self, key: str, headers: Mapping[str, str] | None = None, *, last: int | None = None
+    ) -> int:
+        """Delete `key`; with `last`, only if its latest revision is `last` (compare-and-set)."""
         hdrs = dict(headers or {})
         hdrs[KV_OPERATION] = "DEL"
-        ack = await self._js.publish(self.subject(key), b"", headers=hdrs)
-        return int(ack.seq)
+        if last is None:
+            ack = await self._js.publish(self.subject(key), b"", headers=hdrs)
+            return int(ack.seq)
+        return await self.update(key, b"", last=last, headers=hdrs)
 
     async def get(self, key: str, *, include_deleted: bool = False) -> KvEntry | None:
         try:
