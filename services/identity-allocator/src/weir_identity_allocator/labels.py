@@ -10,6 +10,7 @@ pins the encoding so it cannot happen unnoticed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from typing import NewType
@@ -59,6 +60,7 @@ def label_hash(labels: IdentityLabels) -> LabelHash:
     return LabelHash(hashlib.sha256(_ENCODER.encode(labels)).hexdigest())
 
 
+@functools.lru_cache(maxsize=65536)  # every pass re-plans every address: parse each once
 def canonical_prefix(text: str) -> str:
     """`10.1.2.3/8` -> `10.0.0.0/8`: one spelling per prefix, so one identity per prefix.
 
@@ -70,6 +72,7 @@ def canonical_prefix(text: str) -> str:
         raise BadPrefix(f"{text!r} is not a CIDR: {e}") from None
 
 
+@functools.lru_cache(maxsize=65536)
 def host_prefix(ip: str) -> str:
     """A single address as an ipcache prefix: `10.244.1.5/32`, `fd00::5/128`."""
     try:
