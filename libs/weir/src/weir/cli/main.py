@@ -12,7 +12,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-from weir.cli import kv, observe, status
+from weir.cli import identity, kv, observe, status
 
 log = logging.getLogger("weir.cli")
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     kv.register(commands)
+    identity.register(commands)
     status.register(commands)
     observe.register(commands)
     for ep in sorted(entry_points(group="weir.cli"), key=lambda e: e.name):
