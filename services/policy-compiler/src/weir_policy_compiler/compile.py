@@ -98,12 +98,11 @@ def _direction(
         entries[(int(Reserved.HOST), ANY_PROTOCOL, ANY_PORT, ANY_PORT)] = book.add(HOST_TEXT)
     for plan in isolating:
         for rule in plan.rules(direction) or ():
-            keys = _rule_entries(rule, pod, view, settings)
-            if not keys:
-                continue
+            fresh = _rule_entries(rule, pod, view, settings) - entries.keys()
+            if not fresh:
+                continue  # nothing this rule allows is not allowed already: no cookie to name
             cookie = book.add(rule_text(plan.namespace, plan.name, direction, rule.index))
-            for key in sorted(keys):
-                entries.setdefault(key, cookie)
+            entries.update(dict.fromkeys(fresh, cookie))
     return DirectionPolicy(
         enforced=True,
         default_cookie=default,
