@@ -1,22 +1,250 @@
-"""The policy-compiler process.
+"""The policy-compiler process: NetworkPolicy in, one compiled policy per endpoint out.
 
-Its work is not built yet: it connects, serves health and says so.
+Five watches feed one loop: namespaces, pods and NetworkPolicies from weir-k8s, identities from
+weir-identities, addresses from weir-ipcache. The loop applies each change to the core
+(core.py), which marks just the endpoints it can affect; once no change is waiting (or a batch
+is full) the dirty endpoints are recompiled and only values whose bytes differ are written to
+weir-policy, pipelined, each carrying the trace context of the change that caused it. Policies
+that cannot be fully compiled are logged, counted and posted as Kubernetes Events on the policy.
+
+Nothing is written before every watch has replayed its bucket: then every endpoint is compiled
+once, keys no endpoint owns are deleted, and the service is ready. Barriers are answered once
+every watch is caught up, nothing is left to recompile and every write is acknowledged.
 """
 
 from __future__ import annotations
 
-from weir import runtime
-from weir.config import ServiceConfig
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-CAPABILITY = "NetworkPolicy compilation arrives with the NetworkPolicy issue"
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
+from weir import catalog, runtime
+from weir.bus import CaughtUp, TypedKv, Update, WatchCursor
+from weir.models import EndpointPolicy, Identity, IPCacheEntry, Namespace, NetworkPolicy, Pod
+
+from .compile import Settings
+from .config import CompilerConfig
+from .core import Compiler
+from .encoding import encode_policy
+from .metrics import Metrics
+from .recorder import EventRecorder
+from .writer import Writer
+
+log = logging.getLogger("weir.policy_compiler")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One watch: a bucket, the keys it needs, and how a change reaches the core."""
+
+    name: str
+    bucket: TypedKv[Any]
+    pattern: str
+    apply: Callable[[str, Any, Any], None]  # (key, value or None, trace context)
+    cursor: WatchCursor
+
+
+class _Kick:
+    """Queue marker: a write failed, recompile what it left unknown."""
+
+
+_KICK = _Kick()
+_Item = tuple[Source, Update[Any] | CaughtUp] | _Kick
+
+
+class PolicyCompilerService:
+    def __init__(self, rt: runtime.Runtime[CompilerConfig], buckets: dict[str, TypedKv[Any]]):
+        cfg = rt.config
+        self.rt = rt
+        self.metrics = Metrics(rt.registry)
+        self.policy: TypedKv[EndpointPolicy] = buckets["policy"]
+        self.compiler = Compiler(
+            Settings(
+                allow_host_ingress=cfg.allow_host_ingress,
+                ipblock_matches_pods=cfg.ipblock_matches_pods,
+            ),
+            encode_policy,
+        )
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.writer = Writer(
+            self.policy.raw, on_failure=self._write_failed, max_in_flight=cfg.max_in_flight_writes
+        )
+        self.recorder = EventRecorder(
+            kubeconfig=cfg.kubeconfig, metrics=self.metrics, enabled=cfg.events
+        )
+        k8s, c = buckets["k8s"], self.compiler
+        self.sources = [
+            Source("namespaces", k8s, "namespace.>", self._namespace, WatchCursor("namespaces")),
+            Source("pods", k8s, "pod.>", self._pod, WatchCursor("pods")),
+            Source(
+                "networkpolicies",
+                k8s,
+                "networkpolicy.>",
+                self._policy,
+                WatchCursor("networkpolicies"),
+            ),
+            Source(
+                "identities",
+                buckets["identities"],
+                ">",
+                lambda k, v, ctx: c.identity_changed(k, _typed(v, Identity), ctx),
+                WatchCursor("weir-identities"),
+            ),
+            Source(
+                "ipcache",
+                buckets["ipcache"],
+                ">",
+                lambda k, v, ctx: c.ipcache_changed(k, _typed(v, IPCacheEntry), ctx),
+                WatchCursor("weir-ipcache"),
+            ),
+        ]
+        self._replaying = {s.name for s in self.sources}
+
+    # --- weir-k8s keys -> the core ------------------------------------------------------------
+
+    def _namespace(self, key: str, value: Any, ctx: Any) -> None:
+        name = key.partition(".")[2]
+        self.compiler.namespace_changed(name, _typed(value, Namespace), ctx)
+
+    def _pod(self, key: str, value: Any, ctx: Any) -> None:
+        namespace, _, name = key.partition(".")[2].partition(".")
+        self.compiler.pod_changed(namespace, name, _typed(value, Pod), ctx)
+
+    def _policy(self, key: str, value: Any, ctx: Any) -> None:
+        namespace, _, name = key.partition(".")[2].partition(".")
+        self.compiler.policy_changed(namespace, name, _typed(value, NetworkPolicy), ctx)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        health = self.rt.health
+        health.set("sync", False, "replaying weir-k8s, weir-identities and weir-ipcache")
+        await self._load_output()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.writer.run(), name="kv-acks")
+            tasks.create_task(self.recorder.run(), name="events")
+            for source in self.sources:
+                tasks.create_task(self._pump(source), name=f"watch-{source.name}")
+            await self.rt.serve_barrier(
+                runtime.kv_barrier(*(s.cursor for s in self.sources), busy=self.busy)
+            )
+            tasks.create_task(self._loop(), name="compile")
+
+    async def _load_output(self) -> None:
+        held = await self.policy.raw.snapshot()
+        self.compiler.load_output(
+            {
+                key: (entry.value, self.policy.decode(key, entry.value))
+                for key, entry in held.items()
+                if entry.value is not None
+            }
+        )
+        log.info("weir-policy holds %d endpoint policies", len(held))
+
+    async def _pump(self, source: Source) -> None:
+        async for item in source.bucket.watch(source.pattern, source.cursor):
+            await self.queue.put((source, item))
+
+    async def _loop(self) -> None:
+        max_batch = self.rt.config.max_batch
+        while True:
+            item = await self.queue.get()
+            applied = 1
+            self._apply(item)
+            while applied < max_batch and not self.queue.empty():
+                self._apply(self.queue.get_nowait())
+                applied += 1
+            for report in self.compiler.take_reports():
+                self.recorder.report(report)
+            if not self.compiler.started and not self._replaying:
+                await self._start()
+            elif self.compiler.started:
+                await self._flush()
+
+    def _apply(self, item: _Item) -> None:
+        if isinstance(item, _Kick):
+            return
+        source, update = item
+        if isinstance(update, CaughtUp):
+            self._replaying.discard(source.name)
+            return
+        with self.rt.tracer.start_as_current_span(
+            f"policy-compiler apply {source.name}",
+            context=update.context,
+            kind=SpanKind.CONSUMER,
+            attributes={"weir.key": update.key, "weir.deleted": update.value is None},
+        ):
+            source.apply(update.key, update.value, otel_context.get_current())
+        source.cursor.mark_applied(update.revision)
+
+    async def _start(self) -> None:
+        started = time.monotonic()
+        self.compiler.start()
+        writes = await self._flush()
+        await self.writer.drain()
+        detail = (
+            f"compiled {self.compiler.endpoints} endpoints ({self.compiler.entries} entries) "
+            f"in {time.monotonic() - started:.2f}s; {writes} writes"
+        )
+        log.info(detail)
+        self.rt.health.set("sync", True, detail)
+
+    async def _flush(self) -> int:
+        with self.metrics.flush_seconds.time():
+            writes = self.compiler.flush()
+        for w in writes:
+            op = "delete" if w.is_delete else "put"
+            self.metrics.writes.labels(op).inc()
+            self.policy.count_write(op)
+            await self.writer.send(w.key, w.value, TypedKv.trace_headers(w.context))
+        self.metrics.observe(self.compiler)
+        return len(writes)
+
+    def _write_failed(self, key: str, was_delete: bool) -> None:
+        self.metrics.write_failures.inc()
+        self.compiler.forget(key, was_delete=was_delete)
+        self.queue.put_nowait(_KICK)
+
+    def busy(self) -> str:
+        """What still stands between the inputs applied so far and weir-policy (barriers)."""
+        if not self.compiler.started:
+            return "initial replay not applied yet: " + ", ".join(sorted(self._replaying))
+        if self.compiler.pending:
+            return f"{self.compiler.pending} endpoints to recompile"
+        if self.writer.in_flight:
+            return f"{self.writer.in_flight} weir-policy writes not yet acknowledged"
+        return ""
+
+
+def _typed(value: Any, kind: type[Any]) -> Any:
+    """The value when it is of the kind the key promises; None (a delete) otherwise."""
+    if value is None or isinstance(value, kind):
+        return value
+    log.error("ignoring a %s where a %s belongs", type(value).__name__, kind.__name__)
+    return None
+
+
+async def run(rt: runtime.Runtime[CompilerConfig]) -> None:
+    buckets: dict[str, TypedKv[Any]] = {
+        "k8s": await rt.bucket(catalog.K8S),
+        "identities": await rt.bucket(catalog.IDENTITIES),
+        "ipcache": await rt.bucket(catalog.IPCACHE),
+        "policy": await rt.bucket(catalog.POLICY),
+    }
+    await PolicyCompilerService(rt, buckets).run()
 
 
 def main() -> None:
     raise SystemExit(
         runtime.run(
             "policy-compiler",
-            ServiceConfig,
-            runtime.idle(CAPABILITY),
-            description="Weir policy-compiler (NetworkPolicy to per-endpoint policy tables)",
+            CompilerConfig,
+            run,
+            description="Weir policy-compiler: NetworkPolicy compiled to per-endpoint tables",
         )
     )
