@@ -286,6 +286,13 @@ class Cluster:
         pod = self.pods[(ns, name)]
         return CODEC.decode(self.bucket[catalog.policy_key(pod.node_name, ns, name)])
 
+    def identity(self, ref: str) -> int:
+        """The identity identity-allocator gave a pod (its address's ipcache entry)."""
+        return self.ipcache[f"{self.pods[_ref(ref)].pod_ips[0]}/32"].identity
+
+    def cidr_identity(self, prefix: str) -> int:
+        return next(i.id for i in self.identities.values() if i.labels.cidr == prefix)
+
     # --- the reference datapath ---------------------------------------------------------------
 
     def identities_of(self, address: str, *, ipblock_matches_pods: bool) -> set[int]:
