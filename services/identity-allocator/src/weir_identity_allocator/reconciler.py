@@ -100,6 +100,7 @@ class IdentityAllocator:
         self._latest: tuple[int, Context] = (0, Context())
         self._reported: set[core.Problem] = set()
         self._releasing: dict[int, asyncio.Task[None]] = {}
+        self._released: set[int] = set()
 
         self._synced = {"k8s": False, "identities": False, "ipcache": False}
         self._all_synced = asyncio.Event()
@@ -203,6 +204,8 @@ class IdentityAllocator:
                 log.exception("reconcile pass failed: %s", e)
                 self._schedule_retry()
             else:
+                if self._retry_at is None:
+                    self._failures = 0  # a clean pass: the next failure starts from 0.2s
                 if not self.ready:
                     self.ready = True
                     log.info("first pass done: ready")
@@ -305,6 +308,9 @@ class IdentityAllocator:
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
+        """Run another pass soon (backing off while failures repeat)."""
+        if self._retry_at is not None:
+            return  # one retry per pass, however many things failed in it
         delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
         self._failures += 1
         self._retry_at = self.clock() + delay
@@ -315,7 +321,6 @@ class IdentityAllocator:
         desired = {key: d.entry for key, d in planned.entries.items()}
         changes = self.mirror.diff(desired)
         if not changes:
-            self._failures = 0
             return
         raw = self.ipcache_kv.raw
         sent: list[tuple[ipcache.Change, asyncio.Future[Any]]] = []
@@ -366,8 +371,6 @@ class IdentityAllocator:
         )
         if failed:
             self._schedule_retry()
-        else:
-            self._failures = 0
 
     def _span_headers(self, change: ipcache.Change, ctx: Context) -> dict[str, str]:
         """Headers continuing the trace of the change that caused this write (none when the
@@ -413,6 +416,10 @@ class IdentityAllocator:
 
     def _collect(self, needs: core.Needs) -> None:
         units = self._units()
+        # Released by us, and the watch has not shown the deletes yet: not due again.
+        self._released &= units.keys()
+        for number in self._released:
+            del units[number]
         used = core.in_use(self.index, needs.label_sets)
         due = self.collector.observe(units, used, self.clock())
         for number in due:
@@ -449,6 +456,8 @@ class IdentityAllocator:
             outcome = result.outcome.value
             if result.outcome in (al.Outcome.IN_USE, al.Outcome.CHANGED):
                 self.collector.restart(number, self.clock())
+            else:
+                self._released.add(number)
             log.info(
                 "identity %d (%s) unused for %.0fs: %s",
                 number,
