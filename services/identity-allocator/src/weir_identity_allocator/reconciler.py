@@ -322,31 +322,48 @@ class IdentityAllocator:
         changes = self.mirror.diff(desired)
         if not changes:
             return
-        raw = self.ipcache_kv.raw
         sent: list[tuple[ipcache.Change, asyncio.Future[Any]]] = []
-        for change in changes:
-            d = planned.entries.get(change.key)
-            ctx = self._cause(d.causes if d is not None else _causes_of(change.previous))
-            headers = self._span_headers(change, ctx)
-            value = None if change.entry is None else self.ipcache_kv.encode(change.entry)
-            self.ipcache_kv.count_write("put" if value is not None else "delete")
-            self._in_flight += 1
-            try:
-                ack = await raw.put_async(change.key, value, headers)
-            except Exception:
-                self._in_flight -= 1
-                raise
-            self.mirror.sent(change)
-            sent.append((change, ack))
-            log.debug(
-                "ipcache %s %s%s",
-                "put" if change.entry is not None else "delete",
-                change.key,
-                f" -> {change.entry.identity} ({_entry_owner(change.entry)})"
-                if change.entry is not None
-                else "",
-                extra={"key": change.key},
-            )
+        try:
+            for change in changes:
+                sent.append((change, await self._send(change, planned.entries.get(change.key))))
+        finally:
+            # Even when sending failed part-way: what was sent is awaited and accounted for.
+            failed = await self._acknowledged(sent)
+        puts = sum(1 for c in changes if c.entry is not None)
+        log.info(
+            "ipcache: %d puts, %d deletes%s",
+            puts,
+            len(changes) - puts,
+            f", {failed} failed" if failed else "",
+            extra={"puts": puts, "deletes": len(changes) - puts, "failed": failed},
+        )
+        if failed:
+            self._schedule_retry()
+
+    async def _send(
+        self, change: ipcache.Change, desired: ipcache.Desired | None
+    ) -> asyncio.Future[Any]:
+        """Send one write without waiting for its ack (writes on one connection stay in order)."""
+        causes = desired.causes if desired is not None else _causes_of(change.previous)
+        headers = self._span_headers(change, self._cause(causes))
+        value = None if change.entry is None else self.ipcache_kv.encode(change.entry)
+        self.ipcache_kv.count_write("put" if value is not None else "delete")
+        ack = await self.ipcache_kv.raw.put_async(change.key, value, headers)
+        self._in_flight += 1
+        self.mirror.sent(change)
+        log.debug(
+            "ipcache %s %s%s",
+            "put" if change.entry is not None else "delete",
+            change.key,
+            f" -> {change.entry.identity} ({_entry_owner(change.entry)})"
+            if change.entry is not None
+            else "",
+            extra={"key": change.key},
+        )
+        return ack
+
+    async def _acknowledged(self, sent: list[tuple[ipcache.Change, asyncio.Future[Any]]]) -> int:
+        """Wait for the acks of `sent`; returns how many failed (each forgotten, to rewrite)."""
         failed = 0
         for change, ack in sent:
             try:
@@ -361,16 +378,7 @@ class IdentityAllocator:
                 )
             finally:
                 self._in_flight -= 1
-        puts = sum(1 for c in changes if c.entry is not None)
-        log.info(
-            "ipcache: %d puts, %d deletes%s",
-            puts,
-            len(changes) - puts,
-            f", {failed} failed" if failed else "",
-            extra={"puts": puts, "deletes": len(changes) - puts, "failed": failed},
-        )
-        if failed:
-            self._schedule_retry()
+        return failed
 
     def _span_headers(self, change: ipcache.Change, ctx: Context) -> dict[str, str]:
         """Headers continuing the trace of the change that caused this write (none when the
