@@ -400,7 +400,7 @@ async def test_cidr_identities_follow_policies_and_nodes_are_remote_nodes(
             "labels": {"cidr": "10.0.0.0/8"},
             "ipcache_entries": 1,
         }
-        assert rows[2]["kind"] == "reserved" and rows[2]["ipcache_entries"] == 2  # v4 and v6
+        assert rows[2]["kind"] == "reserved" and rows[2]["ipcache_entries"] == 1
         assert rows[6]["ipcache_entries"] == 1 and len(rows) == 8 + 2
 
         await kv.delete("networkpolicy.x.p")

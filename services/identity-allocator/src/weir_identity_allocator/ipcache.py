@@ -6,7 +6,8 @@ Entries (key = prefix; the datapath matches the longest prefix):
   - every node InternalIP -> reserved remote-node (kind node); node-loader maps its own node's
     addresses to host;
   - every policy CIDR with an identity -> that identity (kind cidr);
-  - `0.0.0.0/0` and `::/0` -> reserved world (kind world).
+  - `0.0.0.0/0` -> reserved world (kind world). (A policy's `::/0` is world too, but gets no
+    entry: the datapath is IPv4-only.)
 When two claim the same prefix, node beats pod beats cidr beats world (a /32 policy CIDR naming
 a pod is that pod); between two pods, a running one beats a terminating one (its IP has been
 reused), then the first key wins — every replica plans the same.
@@ -65,7 +66,7 @@ def plan(view: K8sView, needs: Needs, numbers: Mapping[LabelHash, int]) -> Plan:
                 Problem(who, "address-conflict", f"{d.entry.prefix} is claimed twice")
             )
 
-    for prefix in lb.WORLD_PREFIXES:
+    for prefix in lb.WORLD_ENTRIES:
         offer(
             Desired(IPCacheEntry(prefix=prefix, identity=Reserved.WORLD, kind=IPCacheKind.WORLD)),
             "",

@@ -27,6 +27,9 @@ _ENCODER = msgspec.msgpack.Encoder(order="deterministic")
 # Prefixes that are the whole address family: they are the reserved `world` identity, not a CIDR
 # identity of their own (as in Cilium), so `0.0.0.0/0` has exactly one ipcache entry.
 WORLD_PREFIXES = ("0.0.0.0/0", "::/0")
+# The world entries written to the ipcache. IPv4 only: the datapath is IPv4-only today, and
+# node-loader reports every IPv6 entry it is given as unusable.
+WORLD_ENTRIES = ("0.0.0.0/0",)
 
 
 class BadPrefix(ValueError):
