@@ -134,7 +134,10 @@ class WatchCursor:
         if self._sub is None:
             return False
         info = await self._sub.consumer_info()
-        return bool(info.num_pending == 0 and self.applied >= self.delivered)
+        # The server's delivered sequence, not ours: a message the client library holds but
+        # has not handed to the watch yet is delivered as far as the server knows.
+        server_delivered = info.delivered.stream_seq if info.delivered else 0
+        return bool(info.num_pending == 0 and self.applied >= max(self.delivered, server_delivered))
 
 
 @dataclass(frozen=True, slots=True)
