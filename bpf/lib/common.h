@@ -9,6 +9,9 @@
 
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/pkt_cls.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
 #include <linux/types.h>
 
 /* Where the maps are pinned: "<bpf_root>/<node>", a string literal. */
@@ -23,5 +26,28 @@
 #ifndef WEIR_MAX_EP_STATS
 #error "WEIR_MAX_EP_STATS must be passed with -D (node-loader does)"
 #endif
+#ifndef WEIR_MAX_IPCACHE
+#error "WEIR_MAX_IPCACHE must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_MAX_IPCACHE_CIDR
+#error "WEIR_MAX_IPCACHE_CIDR must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_MAX_POLICY
+#error "WEIR_MAX_POLICY must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_MAX_CT
+#error "WEIR_MAX_CT must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_MAX_FRAG
+#error "WEIR_MAX_FRAG must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_REASON_SLOTS
+#error "WEIR_REASON_SLOTS must be passed with -D (node-loader does)"
+#endif
+#ifndef WEIR_EVENTS_BYTES
+#error "WEIR_EVENTS_BYTES must be passed with -D (node-loader does)"
+#endif
+
+#define WEIR_NSEC_PER_SEC 1000000000ULL
 
 #endif /* WEIR_COMMON_H */

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from weir_node_loader.datapath_maps import DatapathMaps
 from weir_node_loader.endpoint_maps import EndpointMaps
 from weir_node_loader.program import Program, compile_program, find_bpf_dir
 
+from tests.bpf.datapath import Datapath
 from tests.support.processes import require
 
 BPFFS = Path("/sys/fs/bpf")
@@ -56,3 +58,13 @@ def loaded(pin_dir: Path) -> Program:
 def endpoint_maps(loaded: Program, pin_dir: Path) -> Iterator[EndpointMaps]:
     with EndpointMaps.open(pin_dir) as m:
         yield m
+
+
+@pytest.fixture
+def datapath(loaded: Program, pin_dir: Path) -> Iterator[Datapath]:
+    """The programs and every map, the endpoint under test registered on lo, events on."""
+    with EndpointMaps.open(pin_dir) as endpoints, DatapathMaps.open(pin_dir) as dp:
+        d = Datapath(loaded, endpoints, dp)
+        d.register()
+        d.settings()
+        yield d

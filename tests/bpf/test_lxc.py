@@ -1,6 +1,6 @@
 """bpf/lxc.c on crafted packets: each hook counts its own direction, for registered endpoints
-only, and lets every packet through; maps.py matches BCC's view of the maps; a pin with
-another layout is refused before BCC can reuse it."""
+only (with no policy written, every packet passes); maps.py matches BCC's view of the maps; a
+pin with another layout is refused before BCC can reuse it. The policy path: test_policy.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from bcc import BPF
 from weir_node_loader import bpfsys, maps, pins
+from weir_node_loader.datapath_maps import DatapathMaps
 from weir_node_loader.endpoint_maps import EndpointMaps
 from weir_node_loader.maps import Counter, Direction
 from weir_node_loader.program import Program, compile_program, find_bpf_dir
@@ -98,27 +99,38 @@ def test_another_endpoint_on_a_reused_ifindex_starts_from_zero(
 
 
 def test_maps_py_matches_bccs_own_key_and_leaf_types(loaded: Program) -> None:
+    def layout(t: type[ct.Structure]) -> list[tuple[str, int, int]]:
+        return [(f, getattr(t, f).offset, getattr(t, f).size) for f, *_ in t._fields_]
+
     for spec in maps.SPECS:
+        if spec.map_type == maps.MapType.RINGBUF:
+            continue  # no key or value
         table = loaded.bpf[spec.name.encode()]
         leaf = table.sLeaf if spec.per_cpu else table.Leaf
-
-        def layout(t: type[ct.Structure]) -> list[tuple[str, int, int]]:
-            return [(f, getattr(t, f).offset, getattr(t, f).size) for f, *_ in t._fields_]
-
-        assert layout(spec.key) == layout(table.Key), spec.name
+        if spec.key is maps.U32Key:  # BCC's Key is a plain c_uint there
+            assert ct.sizeof(table.Key) == 4, spec.name
+        else:
+            assert layout(spec.key) == layout(table.Key), spec.name
         assert layout(spec.value) == layout(leaf), spec.name
         assert (ct.sizeof(spec.key), ct.sizeof(spec.value)) == (
             ct.sizeof(table.Key),
             ct.sizeof(leaf),
         )
         assert table.max_entries == spec.max_entries, spec.name
+    # The ring buffer's record (struct verdict_event) is checked against the header by the
+    # unit tests, and decoded in every event test of test_policy.py.
 
 
 def test_pins_are_what_maps_py_says_and_programs_use_them(loaded: Program, pin_dir: Path) -> None:
     assert pins.check_existing(pin_dir, maps.SPECS) == {s.name: True for s in maps.SPECS}
-    with EndpointMaps.open(pin_dir, readonly=True) as m:
+    with (
+        EndpointMaps.open(pin_dir, readonly=True) as m,
+        DatapathMaps.open(pin_dir, readonly=True) as dp,
+    ):
         for prog in loaded.progs.values():
-            assert prog.map_ids <= m.map_ids and prog.map_ids
+            # Every map the programs use is pinned; only the meta map is user space's alone.
+            assert prog.map_ids == (m.map_ids | dp.map_ids) - {m.meta.id}
+        assert sorted(p.name for p in pin_dir.iterdir()) == sorted(s.name for s in maps.SPECS)
 
 
 def test_a_recompile_gives_the_same_tags_on_the_same_maps(loaded: Program, pin_dir: Path) -> None:

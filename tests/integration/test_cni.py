@@ -174,6 +174,7 @@ def test_add_wires_the_pod_and_registers_it(net: Net) -> None:
     assert record["host_mac"] == host_mac("c-add")
     assert record["mac"] == pod_mac("c-add")
     assert (record["netns"], record["ifname"]) == (pod.path, "eth0")
+    assert record["pod_uid"] == "uid-c-add"  # K8S_POD_UID: node-loader waits for its policy
     assert net.ipam_files() == {ip: "c-add"}
 
 

@@ -5,12 +5,16 @@ IP forwarding and a fabric-like `eth0`, pod namespaces whose `eth0` pairs with a
 `wr…` in the node namespace carrying 169.254.1.1/32. Names are unique (`wtest-…`), pins live
 under /sys/fs/bpf/weir-test-…, and everything is removed afterwards, even on failure. The
 Kubernetes side is the local API server (for the taint) and KV weir-k8s written directly, as
-k8s-watcher would.
+k8s-watcher would; so are KV weir-ipcache and weir-policy (as identity-allocator and
+policy-compiler would): every registration here first gets a policy (by default one that
+isolates nothing), because node-loader answers a CNI ADD only once the pod's policy is in the
+kernel. The policy datapath itself: test_node_loader_policy.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -32,7 +36,8 @@ from prometheus_client import CollectorRegistry
 from weir import catalog
 from weir.bus import BusMetrics, KvBucket, TypedKv
 from weir.endpoint_api import EndpointRequest
-from weir.models import EndpointRecord, Meta, Node, Taint
+from weir.models import DirectionPolicy, EndpointPolicy, EndpointRecord, Meta, Node, Taint
+from weir_node_loader import maps
 from weir_node_loader.taint import TAINT_KEY
 
 from tests.support.processes import (
@@ -80,11 +85,20 @@ class Pod:
     mac: str = ""
     host_mac: str = ""
 
+    @property
+    def name(self) -> str:
+        return f"pod-{self.container_id[:6]}"
+
+    @property
+    def uid(self) -> str:
+        return f"uid-{self.container_id}"
+
     def request(self) -> EndpointRequest:
         return EndpointRequest(
             container_id=self.container_id,
             pod_namespace="default",
-            pod_name=f"pod-{self.container_id[:6]}",
+            pod_name=self.name,
+            pod_uid=self.uid,
             ip=self.ip,
             mac=self.mac,
             host_ifname=self.veth,
@@ -204,6 +218,40 @@ def kv_snapshot(url: str, bucket: catalog.Bucket[Any]) -> dict[str, tuple[int, A
     return asyncio.run(read())
 
 
+def kv_put(url: str, bucket: catalog.Bucket[Any], items: dict[str, Any]) -> None:
+    """Write (value) or delete (None) keys of a catalogue bucket, as its owner would."""
+
+    async def write() -> None:
+        nc = await nats.connect(url)
+        try:
+            kv = TypedKv(
+                await KvBucket.ensure(nc.jetstream(), bucket.name), bucket,
+                BusMetrics(CollectorRegistry()),
+            )  # fmt: skip
+            for key, value in items.items():
+                if value is None:
+                    await kv.delete(key)
+                else:
+                    await kv.put(key, value)
+        finally:
+            await nc.close()
+
+    asyncio.run(write())
+
+
+def open_policy(pod: Pod, identity: int = 1000) -> EndpointPolicy:
+    """A policy that isolates the pod in neither direction (no NetworkPolicy selects it)."""
+    return EndpointPolicy(
+        node=NODE,
+        pod_namespace="default",
+        pod_name=pod.name,
+        pod_uid=pod.uid,
+        identity=identity,
+        ingress=DirectionPolicy(),
+        egress=DirectionPolicy(),
+    )
+
+
 def kv_put_nodes(url: str, nodes: list[Node]) -> None:
     async def write() -> None:
         nc = await nats.connect(url)
@@ -249,7 +297,7 @@ class Loader:
     """A node-loader process for the topology, restartable."""
 
     def __init__(self, workdir: Path, nats_server: NatsServer, api: ApiServer, topo: Topology,
-                 bpf_root: Path) -> None:  # fmt: skip
+                 bpf_root: Path, env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.socket = workdir / "run" / "node-loader.sock"
         self.conf_dir = workdir / "net.d"
         self.bpf_root = bpf_root
@@ -268,6 +316,7 @@ class Loader:
                 "WEIR_IPAM_DIR": str(workdir / "ipam"),
                 "WEIR_KUBECONFIG": str(api.kubeconfig),
                 "WEIR_RESYNC_SECONDS": "600",
+                **(env or {}),
             },
         )
 
@@ -283,9 +332,22 @@ class Loader:
             doc = json.loads(e.read())
         return doc
 
-    def put(self, pod: Pod) -> tuple[int, Any]:
+    def put(self, pod: Pod, *, policy: EndpointPolicy | None = None) -> tuple[int, Any]:
+        """Register `pod`, after writing its policy to KV (default: one isolating nothing)."""
+        self.put_policy(policy or open_policy(pod))
+        return self.register(pod)
+
+    def register(self, pod: Pod) -> tuple[int, Any]:
+        """The bare PUT, as the CNI plugin sends it."""
         req = pod.request()
         return call(self.socket, "PUT", f"/v1/endpoints/{req.container_id}", req.to_json())
+
+    def put_policy(self, *policies: EndpointPolicy) -> None:
+        kv_put(
+            self.nats.url,
+            catalog.POLICY,
+            {catalog.policy_key(p.node, p.pod_namespace, p.pod_name): p for p in policies},
+        )
 
     def endpoint(self, pod: Pod) -> tuple[int, Any]:
         return call(self.socket, "GET", f"/v1/endpoints/{pod.container_id}")
@@ -303,8 +365,8 @@ class Loader:
         return kv_snapshot(self.nats.url, catalog.ENDPOINTS)
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
+@contextlib.contextmanager
+def topology() -> Iterator[Topology]:
     require(os.geteuid() == 0, "needs root (network namespaces, BPF)")
     require(shutil.which("ip") is not None, "iproute2 missing")
     require(os.path.ismount("/sys/fs/bpf"), "bpffs is not mounted (run `make setup`)")
@@ -317,8 +379,8 @@ def topo() -> Iterator[Topology]:
         t.destroy()
 
 
-@pytest.fixture
-def bpf_root() -> Iterator[Path]:
+@contextlib.contextmanager
+def pins_root() -> Iterator[Path]:
     root = Path(f"/sys/fs/bpf/weir-test-{uuid.uuid4().hex[:12]}")
     root.mkdir()
     try:
@@ -327,10 +389,16 @@ def bpf_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def loader(
-    tmp_path: Path, nats_server: NatsServer, api: ApiServer, topo: Topology, bpf_root: Path
+@contextlib.contextmanager
+def node_loader(
+    tmp_path: Path,
+    nats_server: NatsServer,
+    api: ApiServer,
+    topo: Topology,
+    bpf_root: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Loader]:
+    """A node-loader for `topo` (not started), with its Node in the API and KV."""
     api_request(
         api,
         "POST",
@@ -355,11 +423,31 @@ def loader(
             node_model("node-2", "172.18.0.3", "10.244.2.0/24"),
         ],
     )
-    nl = Loader(tmp_path, nats_server, api, topo, bpf_root)
+    nl = Loader(tmp_path, nats_server, api, topo, bpf_root, env)
     try:
         yield nl
     finally:
         nl.service.stop()
+
+
+@pytest.fixture
+def topo() -> Iterator[Topology]:
+    with topology() as t:
+        yield t
+
+
+@pytest.fixture
+def bpf_root() -> Iterator[Path]:
+    with pins_root() as root:
+        yield root
+
+
+@pytest.fixture
+def loader(
+    tmp_path: Path, nats_server: NatsServer, api: ApiServer, topo: Topology, bpf_root: Path
+) -> Iterator[Loader]:
+    with node_loader(tmp_path, nats_server, api, topo, bpf_root) as nl:
+        yield nl
 
 
 # --- start ------------------------------------------------------------------------------------
@@ -381,11 +469,7 @@ def test_start_writes_the_conflist_routes_other_nodes_and_removes_only_our_taint
     assert [(r["dst"], r["gateway"]) for r in routes] == [("10.244.2.0/24", "172.18.0.3")]
     taints = api_request(api, "GET", f"/api/v1/nodes/{NODE}")["spec"]["taints"]
     assert taints == [{"key": "example.com/keep", "effect": "NoSchedule"}]
-    assert sorted(p.name for p in loader.pin_dir.iterdir()) == [
-        "weir_endpoints_v1",
-        "weir_ep_meta_v1",
-        "weir_ep_stats_v1",
-    ]
+    assert sorted(p.name for p in loader.pin_dir.iterdir()) == sorted(s.name for s in maps.SPECS)
     status, doc = call(loader.socket, "GET", "/v1/healthz")
     assert status == 200 and doc["ready"]
 
@@ -497,10 +581,8 @@ def test_kill_9_and_restart_keeps_programs_counters_and_kv(loader: Loader, topo:
     assert later["from_pod"]["packets"] >= after["from_pod"]["packets"] + 2
     checks = loader.readyz()["checks"]
     assert checks["endpoints"]["detail"] == "reconciled at start: 1 adopted, 0 repaired, 0 removed"
-    assert (
-        "re-opened ['weir_endpoints_v1', 'weir_ep_meta_v1', 'weir_ep_stats_v1']"
-        in (checks["pins"]["detail"])
-    )
+    every = sorted(spec.name for spec in maps.SPECS)
+    assert f"re-opened {every}, created none" in checks["pins"]["detail"]
     print(f"prog ids {ids}; from_pod packets {before['from_pod']['packets']} before the kill, "
           f"{down['packets_out']} while down, {later['from_pod']['packets']} after")  # fmt: skip
 

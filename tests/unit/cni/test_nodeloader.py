@@ -25,6 +25,7 @@ REQUEST = EndpointRequest(
     host_mac="0a:00:00:00:00:01",
     netns="/run/netns/p",
     ifname="eth0",
+    pod_uid="0c2b6a4e-uid",
 )
 
 
@@ -86,6 +87,15 @@ def test_put_sends_the_endpoint_request(server: CannedServer) -> None:
     assert "Content-Type: application/json" in lines
     assert f"Content-Length: {len(body)}" in lines
     assert EndpointRequest.from_json(body) == REQUEST
+
+
+def test_a_request_without_pod_uid_is_still_understood() -> None:
+    # What a plugin built before pod_uid existed sends: node-loader must accept it.
+    old = json.loads(REQUEST.to_json())
+    del old["pod_uid"]
+    assert EndpointRequest.from_json(json.dumps(old)).pod_uid == ""
+    with pytest.raises(ValueError, match="pod_uid must be a str"):
+        EndpointRequest.from_json(json.dumps({**old, "pod_uid": 7}))
 
 
 def test_get_and_delete_paths(server: CannedServer) -> None:

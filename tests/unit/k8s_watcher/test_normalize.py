@@ -230,9 +230,10 @@ def _policies(node: Any) -> list[dict[str, Any]]:
 
 
 def test_every_conformance_policy_normalizes() -> None:
-    # Cases name pod IPs as ${ip:ns/pod}; any IP does for normalization.
+    # Cases name pod IPs as ${ip:ns/pod} and networks as ${net:ns/pod:len}; any address does
+    # for normalization.
     texts = [
-        re.sub(r"\$\{ip:[^}]+\}", "10.244.0.9", f.read_text())
+        re.sub(r"\$\{(ip|net):[^}]+\}", "10.244.0.9", f.read_text())
         for f in sorted(CONFORMANCE.glob("*.yaml"))
     ]
     policies = [p for text in texts for p in _policies(yaml.safe_load(text))]

@@ -7,8 +7,12 @@ from dataclasses import replace
 
 from weir.endpoint_api import EndpointRequest
 from weir.models import EndpointRecord
+from weir_node_loader import conntrack, policy
+from weir_node_loader.conntrack import Sweep, Timeouts
+from weir_node_loader.datapath_maps import CtRow
+from weir_node_loader.ipcache import Diff, Table, Tables
 from weir_node_loader.kernel import HookOutcome, KernelError, Realized
-from weir_node_loader.maps import Counter, Counters, Direction
+from weir_node_loader.maps import Counter, Counters, Direction, Settings
 
 NODE = "node-1"
 
@@ -64,6 +68,13 @@ class FakeKernel:
         self.route_table: dict[str, str] = {}
         self.fail: dict[str, KernelError] = {}
         self.calls: list[str] = []
+        # the policy side
+        self.ipcache_main: Table = {}
+        self.ipcache_cidr: Table = {}
+        self.policy: dict[int, policy.Realized] = {}
+        self.flip_log: list[tuple[int, str, int]] = []  # (ifindex, "flip"|"finish", slot)
+        self.ct: list[CtRow] = []
+        self.settings: Settings | None = None
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
@@ -128,6 +139,7 @@ class FakeKernel:
         removed = bool(self.hooks.pop(ifindex, None)) if ifindex in self.link_table else False
         removed |= self.entries.pop(ifindex, None) is not None
         removed |= self.stats.pop(ifindex, None) is not None
+        removed |= self.policy.pop(ifindex, None) is not None
         if ifindex in self.half:
             self.half.discard(ifindex)
             removed = True
@@ -150,6 +162,69 @@ class FakeKernel:
     def delete_route(self, cidr: str) -> None:
         self._enter("delete_route")
         self.route_table.pop(cidr, None)
+
+    # --- PolicyKernel -------------------------------------------------------------------------
+
+    def ipcache(self) -> Tables:
+        self._enter("ipcache")
+        return Tables(dict(self.ipcache_main), dict(self.ipcache_cidr))
+
+    def write_ipcache(self, main: Diff, cidr: Diff) -> int:
+        self._enter("write_ipcache")
+        for table, d in ((self.ipcache_main, main), (self.ipcache_cidr, cidr)):
+            table.update(d.put)
+            for prefix in d.delete:
+                table.pop(prefix, None)
+        return len(main.put) + len(main.delete) + len(cidr.put) + len(cidr.delete)
+
+    def policies(self, reread: bool = False) -> dict[int, policy.Realized]:
+        self._enter("policies")
+        return dict(self.policy)
+
+    def flip_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        self._enter("flip_policy")
+        held = self.policy.get(ifindex)
+        slots = {s: dict(r) for s, r in (held.slots if held else {}).items()}
+        target = slots.setdefault(flip.slot, {})
+        for row in flip.delete_first:
+            target.pop(row, None)
+        target.update(flip.put)
+        if flip.write_config or held is None:
+            self.policy[ifindex] = policy.Realized(flip.config, flip.slot, slots)
+        else:
+            self.policy[ifindex] = policy.Realized(held.config, held.slot, slots)
+        self.flip_log.append((ifindex, "flip", flip.slot))
+
+    def finish_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        self._enter("finish_policy")
+        held = self.policy[ifindex]
+        slots = {s: dict(r) for s, r in held.slots.items()}
+        for row in flip.delete_after:
+            slots.get(1 - flip.slot, {}).pop(row, None)
+        self.policy[ifindex] = policy.Realized(held.config, held.slot, slots)
+        self.flip_log.append((ifindex, "finish", flip.slot))
+
+    def remove_policy(self, ifindex: int) -> bool:
+        self._enter("remove_policy")
+        return self.policy.pop(ifindex, None) is not None
+
+    def ct_sweep(self, now_ns: int, timeouts: Timeouts) -> Sweep:
+        self._enter("ct_sweep")
+
+        def recheck(row: CtRow) -> CtRow | None:
+            return row if row in self.ct else None
+
+        def delete(row: CtRow) -> bool:
+            self.ct.remove(row)
+            return True
+
+        return conntrack.sweep(list(self.ct), now_ns, timeouts, recheck=recheck, delete=delete)
+
+    def write_settings(self, settings: Settings) -> bool:
+        self._enter("write_settings")
+        changed = self.settings is None or bytes(self.settings) != bytes(settings)
+        self.settings = settings
+        return changed
 
     # --- helpers for tests --------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from weir.endpoint_api import EndpointRequest
 from weir_node_loader.api import EndpointApi
 from weir_node_loader.kernel import KernelError
-from weir_node_loader.manager import EndpointManager
+from weir_node_loader.manager import EndpointManager, PolicyUnavailable
 from weir_node_loader.metrics import Metrics
 
 from tests.unit.node_loader.fakes import NODE, FakeKernel, FakeStore, request
@@ -132,3 +132,28 @@ async def test_kernel_failures_are_500_and_kv_failures_503(served: Any) -> None:
     store.down = True
     status, doc = await client.call("PUT", "/v1/endpoints/c1", body(request()))
     assert status == 503 and "KV weir-endpoints" in doc["error"]
+
+
+class NoPolicy:
+    """A policy gate whose policy never arrives."""
+
+    async def wait_for(self, namespace: str, name: str, uid: str, seconds: float) -> object:
+        raise PolicyUnavailable(f"no policy for {namespace}/{name} (uid {uid}) after {seconds}s")
+
+    def remember(self, record: object, uid: str) -> None: ...
+
+    def forget(self, container_id: str) -> None: ...
+
+    async def realize(self, record: object) -> bool:
+        return False
+
+
+async def test_a_pod_whose_policy_does_not_arrive_is_a_503_and_nothing_is_programmed(
+    served: Any,
+) -> None:
+    client, api, kernel, store = served
+    api.manager.policy = NoPolicy()
+    await api.manager.reconcile()
+    status, doc = await client.call("PUT", "/v1/endpoints/c1", body(request(pod_uid="u-1")))
+    assert status == 503 and "no policy for default/pod-c1 (uid u-1)" in doc["error"]
+    assert kernel.entries == {} and kernel.hooks == {} and store.data == {}

@@ -46,7 +46,6 @@ from weir.models import (
 from weir_k8s_watcher.normalize import normalize
 from weir_policy_compiler.compile import Settings
 from weir_policy_compiler.core import Compiler, Write
-from weir_policy_compiler.encoding import encode_policy
 
 CODEC = Codec(catalog.POLICY_SCHEMA)  # decoding, as node-loader reads
 PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
@@ -209,7 +208,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.allocator = FakeAllocator()
-        self.compiler = Compiler(self.settings, encode_policy)
+        self.compiler = Compiler(self.settings, CODEC.encode)
         self.writes: list[Write] = []
 
     # --- inputs (as k8s-watcher writes them) --------------------------------------------------

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import msgspec
 import pytest
+from weir import catalog
 from weir.catalog import K8S_SCHEMA, k8s_key_of
 from weir.codec import Codec, MalformedMessage, UnknownMessageType, UnknownSchemaVersion
 from weir.labels import LabelSelector, Operator, Requirement
 from weir.models import (
+    DirectionPolicy,
+    EndpointPolicy,
     IPBlock,
     Meta,
     NetworkPolicy,
@@ -104,3 +109,20 @@ def test_encoding_a_foreign_type_is_a_programming_error() -> None:
 
 def test_keys() -> None:
     assert k8s_key_of(POLICY) == "networkpolicy.y.allow-x"
+
+
+def test_maps_keyed_by_integers_encode_in_one_order_and_decode_back() -> None:
+    codec = Codec(catalog.POLICY_SCHEMA)
+    policy = EndpointPolicy(
+        node="n",
+        pod_namespace="x",
+        pod_name="p",
+        pod_uid="u",
+        identity=300,
+        ingress=DirectionPolicy(enforced=True, default_cookie=7),
+        egress=DirectionPolicy(),
+        cookies={9: "x/p: ingress rule 1", 7: "x/p: ingress default deny"},
+    )
+    reordered = replace(policy, cookies={7: policy.cookies[7], 9: policy.cookies[9]})
+    assert codec.encode(policy) == codec.encode(reordered)
+    assert codec.decode(codec.encode(policy)) == policy

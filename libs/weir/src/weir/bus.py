@@ -125,6 +125,9 @@ class WatchCursor:
         self.name = name
         self.delivered = 0
         self.applied = 0
+        # The consumer sequence of the last message the watch received: the server counts
+        # every message it sends this consumer, filtered or not, in the same sequence.
+        self.received = 0
         self._sub: Any = None
 
     def mark_applied(self, revision: int) -> None:
@@ -134,10 +137,15 @@ class WatchCursor:
         if self._sub is None:
             return False
         info = await self._sub.consumer_info()
-        # The server's delivered sequence, not ours: a message the client library holds but
-        # has not handed to the watch yet is delivered as far as the server knows.
-        server_delivered = info.delivered.stream_seq if info.delivered else 0
-        return bool(info.num_pending == 0 and self.applied >= max(self.delivered, server_delivered))
+        # A message the server has sent but the client library has not yet handed to the watch
+        # is pending too. Compare consumer sequences, not stream sequences: for a filtered watch
+        # the server's delivered stream sequence runs ahead over messages the filter skips.
+        server_sent = info.delivered.consumer_seq if info.delivered else 0
+        return bool(
+            info.num_pending == 0
+            and self.received >= server_sent
+            and self.applied >= self.delivered
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +279,7 @@ class KvBucket:
             deleted = headers.get(KV_OPERATION) in _DELETE_OPS
             if cursor is not None:
                 cursor.delivered = meta.sequence.stream
+                cursor.received = meta.sequence.consumer
             if deleted and not caught_up:
                 # Nothing to deliver, but it counts as applied only once everything before it
                 # has been: the marker goes through the queue in order.

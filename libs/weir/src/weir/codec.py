@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -57,6 +58,7 @@ class Schema(Generic[T]):
 
 
 _Envelope = tuple[int, str, msgspec.Raw]
+_NATIVE = (bytes, bytearray, datetime)  # msgpack carries these as they are
 
 
 class Codec(Generic[T]):
@@ -66,6 +68,7 @@ class Codec(Generic[T]):
         self.schema = schema
         # Deterministic order: equal values always give equal bytes, so writers can skip no-ops.
         self._encoder = msgspec.msgpack.Encoder(order="deterministic")
+        self._in_order = msgspec.msgpack.Encoder()  # for trees already put in canonical order
         self._envelope = msgspec.msgpack.Decoder(_Envelope)
         self._decoders = {t.__name__: msgspec.msgpack.Decoder(t) for t in schema.types}
 
@@ -73,7 +76,15 @@ class Codec(Generic[T]):
         name = type(value).__name__
         if name not in self._decoders:
             raise TypeError(f"{name} is not a type of schema {self.schema.name}")
-        return self._encoder.encode((self.schema.version, name, value))
+        envelope = (self.schema.version, name, value)
+        try:
+            return self._encoder.encode(envelope)
+        except TypeError:
+            # msgspec's deterministic order sorts string-keyed maps only; a map keyed by
+            # integers (EndpointPolicy.cookies) is sorted here instead, with the same result.
+            plain = msgspec.to_builtins(envelope, builtin_types=_NATIVE, str_keys=False)
+            tree = _canonical(plain)
+            return self._in_order.encode(tree)
 
     def decode(self, data: bytes) -> T:
         try:
@@ -93,6 +104,16 @@ class Codec(Generic[T]):
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             raise MalformedMessage(f"bad {name} payload: {e}") from None
         return value
+
+
+def _canonical(tree: Any) -> Any:
+    """Builtins with every map's keys sorted (by type name first, so mixed keys still sort)."""
+    if isinstance(tree, dict):
+        items = sorted(tree.items(), key=lambda kv: (type(kv[0]).__name__, kv[0]))
+        return {k: _canonical(v) for k, v in items}
+    if isinstance(tree, (list, tuple)):
+        return [_canonical(v) for v in tree]
+    return tree
 
 
 def to_builtins(value: Any) -> Any:

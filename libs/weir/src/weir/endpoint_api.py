@@ -3,8 +3,10 @@
 HTTP/1.1 with JSON bodies on node-loader's socket (default `DEFAULT_SOCKET`):
 
 - `PUT /v1/endpoints/<container id>` with an `EndpointRequest`: make the endpoint's datapath
-  exist (programs attached, maps written, KV weir-endpoints written), then answer 200 with the
-  `EndpointRecord` fields. Idempotent: the same request again changes nothing.
+  exist (the pod's policy from KV weir-policy — waited for, bounded, and for the same pod uid
+  when `pod_uid` is given — then maps written, programs attached, KV weir-endpoints written),
+  then answer 200 with the `EndpointRecord` fields. Idempotent: the same request again changes
+  nothing. 503 when the policy has not arrived in time: a pod is never briefly unprotected.
 - `GET /v1/endpoints/<container id>`: 200 with the record (and `counters`), or 404.
 - `DELETE /v1/endpoints/<container id>`: remove all of it; 200 also for an unknown id.
 - `GET /v1/endpoints`: every endpoint on the node, with its packet and byte counters.
@@ -18,7 +20,7 @@ must start fast.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 DEFAULT_SOCKET = "/var/run/weir/node-loader.sock"
@@ -39,6 +41,7 @@ class EndpointRequest:
     host_mac: str
     netns: str
     ifname: str
+    pod_uid: str = ""  # K8S_POD_UID from CNI_ARGS; "" when the runtime did not send it
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -55,6 +58,8 @@ class EndpointRequest:
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in raw:
+                if f.default is not MISSING:
+                    continue
                 raise ValueError(f"{f.name} is required")
             value = raw[f.name]
             want = int if f.type in ("int", int) else str

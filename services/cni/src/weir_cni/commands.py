@@ -155,6 +155,9 @@ def add(inv: Invocation) -> dict[str, Any]:
                 host_mac=w.host_mac,
                 netns=inv.netns,
                 ifname=inv.ifname,
+                # The local kubelet (and every CRI runtime) sends it: node-loader waits for the
+                # policy of this very pod, not of an older one with the same name.
+                pod_uid=inv.args.get("K8S_POD_UID", ""),
             ),
         )
     except BaseException:

@@ -2,7 +2,8 @@
 
 A thin aiohttp shell over `EndpointManager`: it parses and checks each request, maps the
 manager's exceptions to the contract's statuses — 400 for a request that cannot be realized as
-asked, 503 while not ready (or while KV is unreachable: retry), 500 when the kernel refused —
+asked, 503 while not ready, while the pod's policy has not arrived in weir-policy, or while KV
+is unreachable (retry), 500 when the kernel refused —
 always with a `{"error": ...}` body, and adds each endpoint's counters to what it returns.
 """
 
@@ -21,7 +22,12 @@ from weir.models import EndpointRecord
 
 from weir_node_loader.endpoints import InvalidRequest, validate_container_id
 from weir_node_loader.kernel import KernelError
-from weir_node_loader.manager import EndpointManager, NotReady, StoreUnavailable
+from weir_node_loader.manager import (
+    EndpointManager,
+    NotReady,
+    PolicyUnavailable,
+    StoreUnavailable,
+)
 from weir_node_loader.maps import Counters
 
 log = logging.getLogger("weir.node_loader.api")
@@ -66,7 +72,7 @@ class EndpointApi:
             return response
         except (InvalidRequest, ValueError) as e:
             return _error(400, str(e))
-        except (NotReady, StoreUnavailable) as e:
+        except (NotReady, PolicyUnavailable, StoreUnavailable) as e:
             return _error(503, str(e))
         except KernelError as e:
             log.error("%s %s: %s", request.method, request.path, e)

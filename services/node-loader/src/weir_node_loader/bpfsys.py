@@ -31,6 +31,7 @@ OBJ_GET = 7
 PROG_TEST_RUN = 10
 PROG_GET_FD_BY_ID = 13
 OBJ_GET_INFO_BY_FD = 15
+MAP_LOOKUP_BATCH = 24
 
 # map update flags
 ANY = 0
@@ -65,6 +66,21 @@ class _MapElemAttr(ct.Structure):
             ("_pad0", ct.c_uint32),
             ("key", ct.c_uint64),
             ("value", ct.c_uint64),  # or next_key
+            ("flags", ct.c_uint64),
+        ]
+    )
+
+
+class _BatchAttr(ct.Structure):
+    _fields_ = _padded(
+        [
+            ("in_batch", ct.c_uint64),
+            ("out_batch", ct.c_uint64),
+            ("keys", ct.c_uint64),
+            ("values", ct.c_uint64),
+            ("count", ct.c_uint32),
+            ("map_fd", ct.c_uint32),
+            ("elem_flags", ct.c_uint64),
             ("flags", ct.c_uint64),
         ]
     )
@@ -326,6 +342,47 @@ def map_keys(fd: int, key_size: int, limit: int) -> list[bytes]:
             seen.add(key)
             keys.append(key)
     return keys
+
+
+def map_lookup_batch(
+    fd: int, key_size: int, value_size: int, *, chunk: int = 4096
+) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of a hash map by BPF_MAP_LOOKUP_BATCH, `chunk` entries per call (one
+    syscall per chunk instead of two per entry). Not a snapshot: entries change meanwhile."""
+    out: list[tuple[bytes, bytes]] = []
+    keys = ct.create_string_buffer(key_size * chunk)
+    values = ct.create_string_buffer(value_size * chunk)
+    token_in = ct.create_string_buffer(8)  # hash maps' batch token: a bucket index
+    token_out = ct.create_string_buffer(8)
+    first = True
+    while True:
+        attr = _BatchAttr(
+            in_batch=0 if first else _addr(token_in),
+            out_batch=_addr(token_out),
+            keys=_addr(keys),
+            values=_addr(values),
+            count=chunk,
+            map_fd=fd,
+        )
+        done = False
+        try:
+            _bpf(MAP_LOOKUP_BATCH, attr, "map lookup batch")
+        except BpfError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            done = True
+        raw_k, raw_v = keys.raw, values.raw
+        for i in range(attr.count):
+            out.append(
+                (
+                    raw_k[i * key_size : (i + 1) * key_size],
+                    raw_v[i * value_size : (i + 1) * value_size],
+                )
+            )
+        if done:
+            return out
+        ct.memmove(token_in, token_out, 8)
+        first = False
 
 
 def prog_test_run(fd: int, data: bytes, *, repeat: int = 1) -> TestRun:

@@ -30,6 +30,27 @@ class NodeLoaderConfig(ServiceConfig):
         "", "kubeconfig file; empty: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config"
     )
     resync_seconds: float = setting(60.0, "period of the full endpoint and route reconcile")
+    require_policy: bool = setting(
+        True,
+        "a registration (CNI ADD) waits for the pod's policy in weir-policy and fails (503) "
+        "without it; false: pods without a policy are not policed until one arrives",
+    )
+    policy_wait_seconds: float = setting(
+        10.0, "how long a registration waits for the pod's policy before answering 503"
+    )
+    events_per_second: int = setting(
+        200, "verdict events each CPU may report per second (0: none); counters count all"
+    )
+    events_burst: int = setting(400, "verdict events a CPU may report at once after a lull")
+    events_unenforced: bool = setting(
+        False, "also report allowed new flows of directions no policy isolates"
+    )
+    flow_backlog: int = setting(10000, "verdict events waiting to be published before dropping")
+    ct_gc_seconds: float = setting(15.0, "period of the conntrack garbage collection")
+    ct_tcp_timeout: float = setting(21600.0, "idle seconds before an established TCP flow goes")
+    ct_tcp_opening_timeout: float = setting(60.0, "idle seconds for a TCP flow with no reply")
+    ct_tcp_closing_timeout: float = setting(10.0, "idle seconds for a closed TCP flow (FIN/RST)")
+    ct_other_timeout: float = setting(60.0, "idle seconds for UDP, ICMP and other flows")
 
     @property
     def pin_dir(self) -> Path:
@@ -45,3 +66,19 @@ class NodeLoaderConfig(ServiceConfig):
             raise ConfigError(f"mtu {self.mtu} must be from 576 to 65535")
         if self.resync_seconds <= 0:
             raise ConfigError("resync_seconds must be positive")
+        if self.policy_wait_seconds <= 0:
+            raise ConfigError("policy_wait_seconds must be positive")
+        if not 0 <= self.events_per_second <= 1_000_000_000:
+            raise ConfigError("events_per_second must be from 0 to 1e9")
+        if self.events_burst < 1:
+            raise ConfigError("events_burst must be at least 1")
+        if self.ct_gc_seconds <= 0:
+            raise ConfigError("ct_gc_seconds must be positive")
+        timeouts = (
+            self.ct_tcp_timeout,
+            self.ct_tcp_opening_timeout,
+            self.ct_tcp_closing_timeout,
+            self.ct_other_timeout,
+        )
+        if min(timeouts) <= 0:
+            raise ConfigError("conntrack timeouts must be positive")

@@ -1,9 +1,10 @@
 """The one seam between node-loader's logic and the kernel: the `Kernel` protocol.
 
-Everything node-loader does to the node — map entries, tc filters on pod veths, routes — goes
-through these few calls, so the registry and reconciliation above them are plain code tested
-with an in-memory fake, and the real implementation (linux.py) stays a thin translation to
-bpf(2) and netlink. The calls block; the service runs them on one dedicated thread.
+Everything node-loader does to the node — map entries, tc filters on pod veths, routes, the
+ipcache, policy and conntrack maps — goes through these few calls, so the registry, the policy
+sync and reconciliation above them are plain code tested with an in-memory fake, and the real
+implementation (linux.py) stays a thin translation to bpf(2) and netlink. The calls block; the
+service runs them on one dedicated thread.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Protocol
 
 from weir.models import EndpointRecord
 
-from weir_node_loader.maps import Counters, Direction
+from weir_node_loader import policy
+from weir_node_loader.conntrack import Sweep, Timeouts
+from weir_node_loader.ipcache import Diff, Tables
+from weir_node_loader.maps import Counters, Direction, Settings
 
 
 class HookOutcome(StrEnum):
@@ -70,8 +74,8 @@ class Kernel(Protocol):
         ...
 
     def remove_endpoint(self, ifindex: int) -> bool:
-        """Detach Weir's filters (if the link exists) and delete the map entries of `ifindex`.
-        True when anything was removed."""
+        """Detach Weir's filters (if the link exists) and delete the map entries of `ifindex`,
+        its policy included. True when anything was removed."""
         ...
 
     def counters(self, ifindex: int | None = None) -> dict[int, Counters]:
@@ -87,3 +91,39 @@ class Kernel(Protocol):
         ...
 
     def delete_route(self, cidr: str) -> None: ...
+
+
+class PolicyKernel(Protocol):
+    """The policy side of the maps: ipcache, per-endpoint policy, conntrack, settings."""
+
+    def ipcache(self) -> Tables:
+        """Both ipcache tables as the maps hold them."""
+        ...
+
+    def write_ipcache(self, main: Diff, cidr: Diff) -> int:
+        """Apply the diffs (writes first, then deletes); the number of map operations."""
+        ...
+
+    def policies(self, reread: bool = False) -> dict[int, policy.Realized]:
+        """Every endpoint's policy the maps hold, by ifindex (`reread`: walk the maps again)."""
+        ...
+
+    def flip_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        """Write the inactive slot and switch the endpoint's config to it."""
+        ...
+
+    def finish_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        """Delete the old slot's entries (once no program can still be reading them)."""
+        ...
+
+    def remove_policy(self, ifindex: int) -> bool:
+        """Delete an endpoint's config and entries; True when there were any."""
+        ...
+
+    def ct_sweep(self, now_ns: int, timeouts: Timeouts) -> Sweep:
+        """Delete the conntrack entries that have expired at `now_ns` (CLOCK_MONOTONIC)."""
+        ...
+
+    def write_settings(self, settings: Settings) -> bool:
+        """Write the datapath's run-time settings; True when they changed."""
+        ...

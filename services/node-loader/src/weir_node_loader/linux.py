@@ -27,10 +27,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 from weir import netns as weir_netns
 from weir.models import EndpointRecord
 
-from weir_node_loader import bpfsys, tc
+from weir_node_loader import bpfsys, conntrack, policy, tc
+from weir_node_loader.conntrack import Sweep, Timeouts
+from weir_node_loader.datapath_maps import DatapathMaps
 from weir_node_loader.endpoint_maps import EndpointMaps
+from weir_node_loader.ipcache import Diff, Tables
 from weir_node_loader.kernel import HookOutcome, KernelError, Realized
-from weir_node_loader.maps import Counters, Direction
+from weir_node_loader.maps import Counters, Direction, EventCounter, Reason, Settings
 from weir_node_loader.program import LoadedProg, Program
 
 log = logging.getLogger("weir.node_loader.linux")
@@ -73,10 +76,19 @@ def _translated(what: str) -> Iterator[None]:
 
 
 class LinuxKernel:
-    def __init__(self, *, ipr: Any, program: Program, maps: EndpointMaps, node: str) -> None:
+    def __init__(
+        self,
+        *,
+        ipr: Any,
+        program: Program,
+        maps: EndpointMaps,
+        datapath: DatapathMaps,
+        node: str,
+    ) -> None:
         self._ipr = ipr
         self._program = program
         self._maps = maps
+        self._dp = datapath
         self._node = node
         self._prog_cache: dict[int, tuple[str, frozenset[int]]] = {}
 
@@ -84,20 +96,32 @@ class LinuxKernel:
     def open(cls, *, netns: str, pin_dir: Path, program: Program, node: str) -> LinuxKernel:
         endpoint_maps = EndpointMaps.open(pin_dir)
         try:
+            datapath = DatapathMaps.open(pin_dir)
+        except BaseException:
+            endpoint_maps.close()
+            raise
+        try:
+            pinned = endpoint_maps.map_ids | datapath.map_ids
             for prog in program.progs.values():
-                if not prog.map_ids <= endpoint_maps.map_ids:
+                if not prog.map_ids <= pinned:
                     raise KernelError(
                         "pins", f"{prog.name} uses maps other than the pins in {pin_dir}"
                     )
             ipr = open_netlink(netns)
         except BaseException:
             endpoint_maps.close()
+            datapath.close()
             raise
-        return cls(ipr=ipr, program=program, maps=endpoint_maps, node=node)
+        return cls(ipr=ipr, program=program, maps=endpoint_maps, datapath=datapath, node=node)
+
+    @property
+    def program(self) -> Program:
+        return self._program
 
     def close(self) -> None:
         self._ipr.close()
         self._maps.close()
+        self._dp.close()
 
     # --- links and endpoints ------------------------------------------------------------------
 
@@ -191,6 +215,7 @@ class LinuxKernel:
             if ifindex in self.links((ifindex,)):
                 removed = self._detach(ifindex)
             removed |= self._maps.remove(ifindex)
+            removed |= self._dp.remove_policy(ifindex)
         return removed
 
     def _detach(self, ifindex: int) -> bool:
@@ -207,6 +232,53 @@ class LinuxKernel:
             return removed
         except tc.LinkGone:
             return False  # the veth went away meanwhile, and its filters with it
+
+    # --- ipcache, policy, conntrack, settings ------------------------------------------------
+
+    def ipcache(self) -> Tables:
+        with _translated("read ipcache"):
+            return self._dp.ipcache()
+
+    def write_ipcache(self, main: Diff, cidr: Diff) -> int:
+        with _translated("write ipcache"):
+            return self._dp.write_ipcache(main, cidr)
+
+    def policies(self, reread: bool = False) -> dict[int, policy.Realized]:
+        with _translated("read policy maps"):
+            return self._dp.policies(reread=reread)
+
+    def flip_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        with _translated(f"write the policy of ifindex {ifindex}"):
+            self._dp.flip(ifindex, flip)
+
+    def finish_policy(self, ifindex: int, flip: policy.Flip) -> None:
+        with _translated(f"clear the old policy slot of ifindex {ifindex}"):
+            self._dp.finish(ifindex, flip)
+
+    def remove_policy(self, ifindex: int) -> bool:
+        with _translated(f"remove the policy of ifindex {ifindex}"):
+            return self._dp.remove_policy(ifindex)
+
+    def ct_sweep(self, now_ns: int, timeouts: Timeouts) -> Sweep:
+        with _translated("conntrack GC"):
+            return conntrack.sweep(
+                self._dp.ct_rows(),
+                now_ns,
+                timeouts,
+                recheck=self._dp.ct_get,
+                delete=self._dp.ct_delete,
+            )
+
+    def write_settings(self, settings: Settings) -> bool:
+        with _translated("write settings"):
+            return self._dp.write_settings(settings)
+
+    def datapath_stats(
+        self,
+    ) -> tuple[dict[tuple[Reason, Direction], tuple[int, int]], dict[EventCounter, int]]:
+        """Per-reason counters and event counters (read-only; safe from any thread)."""
+        with _translated("read datapath counters"):
+            return self._dp.reason_stats(), self._dp.event_stats()
 
     # --- routes -------------------------------------------------------------------------------
 

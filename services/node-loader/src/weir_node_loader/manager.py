@@ -2,15 +2,18 @@
 
 `EndpointManager` turns the decisions of endpoints.py into calls on the `Kernel` (run on the
 kernel thread through `run`) and on an `EndpointStore` (KV weir-endpoints). One lock orders
-every change, so a registration, a removal and a reconcile pass never interleave. The order of
-a registration is the contract with the CNI plugin: map entries, then both tc hooks, then the
-KV key — and only then the answer, so a pod never runs un-programmed.
+every change (the policy sync shares it), so a registration, a removal, a reconcile pass and a
+policy pass never interleave. The order of a registration is the contract with the CNI plugin:
+wait until KV weir-policy holds the pod's policy (same pod uid), then its policy entries, the
+endpoint's map entries, both tc hooks, the KV key — and only then the answer, so a pod never
+runs un-programmed or unprotected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -36,7 +39,15 @@ from weir_node_loader.metrics import Metrics
 T = TypeVar("T")
 log = logging.getLogger("weir.node_loader.endpoints")
 
-__all__ = ["EndpointManager", "EndpointStore", "InvalidRequest", "NotReady", "StoreUnavailable"]
+__all__ = [
+    "EndpointManager",
+    "EndpointStore",
+    "InvalidRequest",
+    "NotReady",
+    "PolicyGate",
+    "PolicyUnavailable",
+    "StoreUnavailable",
+]
 
 
 class EndpointStore(Protocol):
@@ -59,6 +70,27 @@ class Runner(Protocol):
 
 class NotReady(Exception):
     """Registrations wait until the datapath is loaded and the first reconcile is done."""
+
+
+class PolicyUnavailable(Exception):
+    """The pod's policy is not in KV (or not for its uid): registering it would leave it
+    unprotected. Retry later."""
+
+
+class PolicyGate(Protocol):
+    """The policy side of an endpoint (policy_sync.PolicySync)."""
+
+    async def wait_for(self, namespace: str, name: str, uid: str, seconds: float) -> object:
+        """Return once KV holds the pod's policy; PolicyUnavailable after `seconds`."""
+        ...
+
+    def remember(self, record: EndpointRecord, uid: str) -> None: ...
+
+    def forget(self, container_id: str) -> None: ...
+
+    async def realize(self, record: EndpointRecord) -> bool:
+        """Write the endpoint's policy (lock held); True when the maps hold one after."""
+        ...
 
 
 class StoreUnavailable(Exception):
@@ -90,15 +122,22 @@ class EndpointManager:
         store: EndpointStore,
         metrics: Metrics,
         run: Runner | None = None,
+        lock: asyncio.Lock | None = None,
+        policy: PolicyGate | None = None,
+        require_policy: bool = True,
+        policy_wait_seconds: float = 10.0,
     ) -> None:
         self.node = node
         self.registry = Registry()
         self.ready = False
+        self.policy = policy
+        self.require_policy = require_policy
+        self.policy_wait_seconds = policy_wait_seconds
         self._kernel = kernel
         self._store = store
         self._metrics = metrics
         self._run: Runner = run or _inline
-        self._lock = asyncio.Lock()
+        self._lock = lock or asyncio.Lock()
         self._kv_unsynced: set[str] = set()  # realized, but the KV put failed
         self._tombstones: set[str] = set()  # removed, but the KV delete failed
 
@@ -107,10 +146,30 @@ class EndpointManager:
 
     # --- registration -------------------------------------------------------------------------
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        return self._lock
+
     async def put(self, request: EndpointRequest) -> EndpointRecord:
-        """Realize a registration (idempotent). InvalidRequest, NotReady, KernelError or
-        StoreUnavailable when it cannot be."""
+        """Realize a registration (idempotent). InvalidRequest, NotReady, PolicyUnavailable,
+        KernelError or StoreUnavailable when it cannot be."""
         record = record_from_request(self.node, request)
+        if not self.ready:
+            raise NotReady("the datapath is not loaded yet")
+        if self.policy is not None and self.require_policy:
+            started = time.monotonic()
+            try:
+                await self.policy.wait_for(
+                    record.pod_namespace,
+                    record.pod_name,
+                    request.pod_uid,
+                    self.policy_wait_seconds,
+                )
+            except PolicyUnavailable:
+                self._metrics.policy_waits.labels("timeout").inc()
+                raise
+            self._metrics.policy_waits.labels("arrived").inc()
+            self._metrics.policy_wait_seconds.observe(time.monotonic() - started)
         async with self._lock:
             if not self.ready:
                 raise NotReady("the datapath is not loaded yet")
@@ -127,8 +186,16 @@ class EndpointManager:
                 await self._remove(old)
             new = self.registry.get(record.container_id) is None
             try:
+                if self.policy is not None:
+                    self.policy.remember(record, request.pod_uid)
+                    protected = await self.policy.realize(record)
+                    if self.require_policy and not protected:
+                        raise PolicyUnavailable(
+                            f"the policy of {record.pod_namespace}/{record.pod_name} left "
+                            "weir-policy meanwhile; try again later"
+                        )
                 await self._realize(record)
-            except KernelError:
+            except (KernelError, PolicyUnavailable):
                 if new:  # leave no half-programmed veth behind a failed ADD
                     await self._rollback(record)
                 raise
@@ -164,6 +231,8 @@ class EndpointManager:
                     await self._unpublish(container_id)
                 return False
             await self._remove(record)
+            if self.policy is not None:
+                self.policy.forget(container_id)
             self._metrics.deletions.inc()
             self._metrics.endpoints.set(len(self.registry))
             log.info("endpoint %s deleted", container_id, extra={"container_id": container_id})
@@ -293,6 +362,8 @@ class EndpointManager:
     async def _ensure(self, action: Ensure) -> bool:
         """Realize one endpoint; True when nothing had to change (a re-adoption)."""
         record = action.record
+        if self.policy is not None:
+            await self.policy.realize(record)  # before the hooks: programs find it at once
         outcomes = await self._realize(record)
         replaced = [d for d, o in outcomes.items() if o != HookOutcome.ADOPTED]
         if action.write_kv or record.container_id in self._kv_unsynced:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -48,5 +48,75 @@ class Metrics:
         self.cni_config_writes = Counter(
             "weir_node_loader_cni_config_writes",
             "Writes of the node's CNI conflist (only when its content changes)",
+            registry=registry,
+        )
+        self.policy_waits = Counter(
+            "weir_node_loader_policy_waits",
+            "Registrations that waited for their pod's policy, by outcome: arrived, timeout",
+            ["outcome"],
+            registry=registry,
+        )
+        self.policy_wait_seconds = Histogram(
+            "weir_node_loader_policy_wait_seconds",
+            "How long a registration waited for its pod's policy in weir-policy",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.policy_passes = Counter(
+            "weir_node_loader_policy_passes",
+            "Passes that made ipcache and policy maps agree with KV",
+            registry=registry,
+        )
+        self.policy_flips = Counter(
+            "weir_node_loader_policy_flips",
+            "Endpoint policies rewritten through a slot flip",
+            registry=registry,
+        )
+        self.policy_entries_skipped = Counter(
+            "weir_node_loader_policy_entries_skipped",
+            "Policy entries that could not be realized (logged)",
+            registry=registry,
+        )
+        self.ipcache_writes = Counter(
+            "weir_node_loader_ipcache_writes",
+            "ipcache map operations (writes and deletes, both tables)",
+            registry=registry,
+        )
+        self.ipcache_prefixes = Gauge(
+            "weir_node_loader_ipcache_prefixes",
+            "Prefixes in this node's ipcache",
+            registry=registry,
+        )
+        self.flows_published = Counter(
+            "weir_flows_published",
+            "Flows published on weir.flows.<node>, by verdict",
+            ["verdict"],
+            registry=registry,
+        )
+        self.flow_events_dropped = Counter(
+            "weir_flow_events_dropped",
+            "Verdict events read but not published, by reason: backlog (queue full), "
+            "undecodable, publish (NATS refused)",
+            ["reason"],
+            registry=registry,
+        )
+        self.ct_gc_runs = Counter(
+            "weir_conntrack_gc_runs", "Conntrack garbage collection passes", registry=registry
+        )
+        self.ct_gc_deleted = Counter(
+            "weir_conntrack_gc_deleted",
+            "Conntrack entries removed by the GC, by protocol and state",
+            ["protocol", "state"],
+            registry=registry,
+        )
+        self.ct_entries = Gauge(
+            "weir_conntrack_entries",
+            "Conntrack entries seen by the last GC pass",
+            registry=registry,
+        )
+        self.ct_gc_seconds = Histogram(
+            "weir_conntrack_gc_duration_seconds",
+            "Duration of a conntrack GC pass",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
             registry=registry,
         )

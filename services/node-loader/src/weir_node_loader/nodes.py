@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from weir.bus import CaughtUp, TypedKv
+from weir.bus import CaughtUp, TypedKv, WatchCursor
 from weir.cni_config import PluginConfig
 from weir.models import K8sObject, Node, Taint
 
@@ -32,10 +32,14 @@ class NodeWatcher:
     """The latest Node objects; `on_change` after the initial snapshot and every change."""
 
     def __init__(
-        self, kv: TypedKv[K8sObject], on_change: Callable[[dict[str, Node]], Awaitable[None]]
+        self,
+        kv: TypedKv[K8sObject],
+        on_change: Callable[[dict[str, Node]], Awaitable[None]],
+        cursor: WatchCursor | None = None,
     ) -> None:
         self._kv = kv
         self._on_change = on_change
+        self._cursor = cursor
         self.nodes: dict[str, Node] = {}
         self._revisions: dict[str, int] = {}
         self.applied: dict[str, int] = {}  # key -> revision, as of the last completed pass
@@ -44,10 +48,12 @@ class NodeWatcher:
 
     async def run(self) -> None:
         synced = False
-        async for item in self._kv.watch("node.>"):
+        seen = 0
+        async for item in self._kv.watch("node.>", self._cursor):
             if isinstance(item, CaughtUp):
                 synced = True
             else:
+                seen = max(seen, item.revision)
                 name = item.key.split(".", 1)[1]
                 if isinstance(item.value, Node):
                     self.nodes[name] = item.value
@@ -60,6 +66,8 @@ class NodeWatcher:
                 revisions = dict(self._revisions)
                 await self._on_change(dict(self.nodes))
                 self.applied = revisions
+                if self._cursor is not None:
+                    self._cursor.mark_applied(seen)
 
 
 class NodeSync:

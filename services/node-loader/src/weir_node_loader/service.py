@@ -2,10 +2,13 @@
 
 Composition root. In order: the endpoint API's socket (answering 503 until ready), the pins
 (checked before anything trusts them), the programs (compiled once), the node's network
-namespace, then a reconcile of KV, veths and pins that re-adopts what a previous run left —
-programs stay attached and counters keep counting across a restart. Then, concurrently: the
-Nodes from KV weir-k8s (CNI conflist, routes, taint), the taint remover, the periodic resync
-and the convergence barrier. Every blocking kernel call runs on one dedicated thread.
+namespace, the datapath's settings, the ipcache and policy watches (until their snapshots are
+read), then a reconcile of KV, veths and pins that re-adopts what a previous run left —
+programs stay attached, conntrack, counters and policy stay in the maps across a restart. Then,
+concurrently: the policy sync (KV weir-ipcache and weir-policy into the maps), the Nodes from KV
+weir-k8s (CNI conflist, routes, taint), the taint remover, verdict events to weir.flows.<node>,
+the conntrack GC, the periodic resync and the convergence barrier. Every blocking kernel call
+runs on one dedicated thread (the ring buffer has its own).
 """
 
 from __future__ import annotations
@@ -13,29 +16,48 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from weir import catalog, runtime
-from weir.bus import KvBucket
-from weir.cni_config import PluginConfig
+from weir.bus import WatchCursor
+from weir.cni_config import GATEWAY, PluginConfig
 from weir.kube import api_client
+from weir.models import EndpointRecord
 
 from weir_node_loader import maps, pins, program
 from weir_node_loader.api import EndpointApi
 from weir_node_loader.config import NodeLoaderConfig
+from weir_node_loader.conntrack import Timeouts
+from weir_node_loader.datapath_metrics import DatapathCollector
+from weir_node_loader.events import EventReader, FlowPublisher
+from weir_node_loader.kernel import KernelError
 from weir_node_loader.linux import LinuxKernel
 from weir_node_loader.manager import EndpointManager
 from weir_node_loader.metrics import Metrics
 from weir_node_loader.nodes import NodeSync, NodeWatcher
+from weir_node_loader.policy_sync import PolicySync
 from weir_node_loader.store import KvEndpointStore
 from weir_node_loader.taint import TaintRemover
 
 T = TypeVar("T")
 log = logging.getLogger("weir.node_loader")
-CHECKS = ("socket", "pins", "program", "netns", "endpoints", "cni-config", "routes", "taint")
+CHECKS = (
+    "socket",
+    "pins",
+    "program",
+    "netns",
+    "policy",
+    "endpoints",
+    "cni-config",
+    "routes",
+    "taint",
+)
+# How long start waits for the ipcache and policy snapshots before reconciling endpoints.
+SNAPSHOT_WAIT_SECONDS = 30.0
 
 
 class KernelThread:
@@ -97,6 +119,22 @@ async def load_datapath(
     return kernel
 
 
+def settings_of(cfg: NodeLoaderConfig) -> maps.Settings:
+    flags = maps.SettingsFlag.EVENTS_UNENFORCED if cfg.events_unenforced else 0
+    return maps.Settings(
+        events_per_sec=cfg.events_per_second, events_burst=cfg.events_burst, flags=flags
+    )
+
+
+def timeouts_of(cfg: NodeLoaderConfig) -> Timeouts:
+    return Timeouts(
+        tcp_established=cfg.ct_tcp_timeout,
+        tcp_opening=cfg.ct_tcp_opening_timeout,
+        tcp_closing=cfg.ct_tcp_closing_timeout,
+        other=cfg.ct_other_timeout,
+    )
+
+
 async def run(rt: runtime.Runtime[NodeLoaderConfig]) -> None:
     cfg = rt.config
     cfg.check()
@@ -106,23 +144,53 @@ async def run(rt: runtime.Runtime[NodeLoaderConfig]) -> None:
     api = EndpointApi(cfg.node_name)
     kernel_thread = KernelThread()
     kernel: LinuxKernel | None = None
+    reader: EventReader | None = None
     try:
         await api.start(Path(cfg.socket_path))
         rt.health.set("socket", True, f"endpoint API on unix:{cfg.socket_path}")
         kernel = await load_datapath(cfg, kernel_thread, rt)
+        rt.registry.register(DatapathCollector(kernel.datapath_stats))
+        await kernel_thread(functools.partial(kernel.write_settings, settings_of(cfg)))
         endpoints_kv = await rt.bucket(catalog.ENDPOINTS)
         k8s_kv = await rt.bucket(catalog.K8S)
+        ipcache_kv = await rt.bucket(catalog.IPCACHE)
+        policy_kv = await rt.bucket(catalog.POLICY)
+        lock = asyncio.Lock()
         manager = EndpointManager(
             node=cfg.node_name,
             kernel=kernel,
             store=KvEndpointStore(endpoints_kv, cfg.node_name),
             metrics=metrics,
             run=kernel_thread,
+            lock=lock,
+            require_policy=cfg.require_policy,
+            policy_wait_seconds=cfg.policy_wait_seconds,
         )
-        api.manager = manager
-        report = await manager.reconcile()
-        log.info("endpoints at start: %s", report)
-        rt.health.set("endpoints", True, f"reconciled at start: {report}")
+        sync = PolicySync(
+            node=cfg.node_name,
+            kernel=kernel,
+            run=kernel_thread,
+            lock=lock,
+            endpoints=manager.registry.all,
+            metrics=metrics,
+            host_addresses=(GATEWAY,),
+            ready=lambda: manager.ready,
+        )
+        manager.policy = sync
+
+        def endpoint_of(ifindex: int) -> EndpointRecord | None:
+            return next((r for r in manager.registry.all() if r.host_ifindex == ifindex), None)
+
+        publisher = FlowPublisher(
+            node=cfg.node_name,
+            publish=rt.nc.publish,
+            sync=sync,
+            endpoint_of=endpoint_of,
+            metrics=metrics,
+            backlog=cfg.flow_backlog,
+        )
+        publisher.attach(asyncio.get_running_loop())
+        reader = EventReader(kernel.program.bpf, publisher.deliver)
 
         def on_state(check: str, ok: bool, detail: str) -> None:
             rt.health.set(check, ok, detail)
@@ -132,7 +200,7 @@ async def run(rt: runtime.Runtime[NodeLoaderConfig]) -> None:
             connect=functools.partial(api_client, cfg.kubeconfig),
             on_state=functools.partial(on_state, "taint"),
         )
-        sync = NodeSync(
+        node_sync = NodeSync(
             node=cfg.node_name,
             kernel=kernel,
             run=kernel_thread,
@@ -147,29 +215,103 @@ async def run(rt: runtime.Runtime[NodeLoaderConfig]) -> None:
             on_state=on_state,
             taint_remover=remover,
         )
-        watcher = NodeWatcher(k8s_kv, sync.apply)
-        await rt.serve_barrier(_barrier(rt, k8s_kv.raw, manager, watcher), node=cfg.node_name)
+        k8s_cursor = WatchCursor("weir-k8s")
+        watcher = NodeWatcher(k8s_kv, node_sync.apply, cursor=k8s_cursor)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(watcher.run(), name="nodes")
-            tasks.create_task(remover.run(sync.conflist_written.wait), name="taint")
+            tasks.create_task(sync.watch_ipcache(ipcache_kv), name="ipcache")
+            tasks.create_task(sync.watch_policy(policy_kv), name="policy")
+            try:
+                await asyncio.wait_for(sync.synced.wait(), SNAPSHOT_WAIT_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "weir-ipcache and weir-policy not read in %.0fs: reconciling endpoints "
+                    "with the policy the maps hold",
+                    SNAPSHOT_WAIT_SECONDS,
+                )
+            api.manager = manager
+            report = await manager.reconcile()
+            log.info("endpoints at start: %s", report)
+            rt.health.set("endpoints", True, f"reconciled at start: {report}")
+            tasks.create_task(_policy(sync, rt), name="policy-sync")
+            await rt.serve_barrier(_barrier(manager, sync, watcher, k8s_cursor), node=cfg.node_name)
+            reader.start()
+            tasks.create_task(publisher.run(), name="flows")
             tasks.create_task(
-                _resync(cfg.resync_seconds, manager, sync, watcher, rt), name="resync"
+                _ct_gc(cfg.ct_gc_seconds, kernel, kernel_thread, timeouts_of(cfg), metrics),
+                name="ct-gc",
+            )
+            tasks.create_task(watcher.run(), name="nodes")
+            tasks.create_task(remover.run(node_sync.conflist_written.wait), name="taint")
+            tasks.create_task(
+                _resync(cfg.resync_seconds, manager, sync, node_sync, watcher, rt), name="resync"
             )
     finally:
         await api.stop()
+        if reader is not None:
+            await asyncio.to_thread(reader.stop)
         if kernel is not None:
             await kernel_thread(kernel.close)  # programs stay attached, pins stay pinned
         kernel_thread.shutdown()
 
 
+async def _policy(sync: PolicySync, rt: runtime.Runtime[NodeLoaderConfig]) -> None:
+    """The policy sync, with its state in /readyz once its first pass is done."""
+    first = asyncio.ensure_future(sync.run())
+    try:
+        while not first.done():
+            if sync.synced.is_set() and not sync.busy:
+                rt.health.set(
+                    "policy",
+                    True,
+                    f"{len(sync.ipcache_entries)} ipcache prefixes, "
+                    f"{len(sync.policies)} endpoint policies from KV",
+                )
+            await asyncio.wait({first}, timeout=1.0)
+        first.result()
+    finally:
+        first.cancel()
+
+
+async def _ct_gc(
+    every: float,
+    kernel: LinuxKernel,
+    run: KernelThread,
+    timeouts: Timeouts,
+    metrics: Metrics,
+) -> None:
+    """The conntrack GC: entries idle past their state's timeout go."""
+    while True:
+        await asyncio.sleep(every)
+        started = time.monotonic()
+        try:
+            sweep = await run(functools.partial(kernel.ct_sweep, time.monotonic_ns(), timeouts))
+        except KernelError as e:
+            metrics.datapath_errors.labels(e.reason).inc()
+            log.warning("conntrack GC failed: %s", e)
+            continue
+        metrics.ct_gc_runs.inc()
+        metrics.ct_gc_seconds.observe(time.monotonic() - started)
+        metrics.ct_entries.set(sweep.scanned - sweep.deleted)
+        for (protocol, state), n in sweep.by_state.items():
+            metrics.ct_gc_deleted.labels(protocol, state).inc(n)
+        if sweep.deleted:
+            log.info(
+                "conntrack GC: %d of %d entries expired and removed",
+                sweep.deleted,
+                sweep.scanned,
+            )
+
+
 async def _resync(
     every: float,
     manager: EndpointManager,
+    policy_sync: PolicySync,
     sync: NodeSync,
     watcher: NodeWatcher,
     rt: runtime.Runtime[NodeLoaderConfig],
 ) -> None:
-    """The periodic full pass: repairs drift nobody announced (a veth deleted by hand...)."""
+    """The periodic full pass: repairs drift nobody announced (a veth deleted by hand, a map
+    entry changed behind node-loader's back...)."""
     while True:
         await asyncio.sleep(every)
         try:
@@ -180,32 +322,43 @@ async def _resync(
         if report.repaired or report.removed or report.errors:
             log.info("periodic reconcile: %s", report)
         rt.health.set("endpoints", True, f"reconciled periodically, last pass: {report}")
+        if policy_sync.synced.is_set():
+            try:
+                passed = await policy_sync.apply(reread=True)
+            except KernelError as e:
+                log.warning("periodic policy pass failed: %s", e)
+            else:
+                if passed.ipcache_ops or passed.flipped or passed.removed:
+                    log.info("periodic policy pass repaired drift: %s", passed)
         if watcher.synced:
             await sync.resync_routes(watcher.nodes)
 
 
 def _barrier(
-    rt: runtime.Runtime[NodeLoaderConfig],
-    k8s: KvBucket,
     manager: EndpointManager,
+    sync: PolicySync,
     watcher: NodeWatcher,
+    k8s_cursor: WatchCursor,
 ) -> runtime.BarrierBegin:
-    """Converged once every Node change in weir-k8s at the time of asking has been applied."""
+    """Converged once every change in weir-k8s (Nodes), weir-ipcache and this node's
+    weir-policy at the time of asking is in the maps and routes."""
+    kv = runtime.kv_barrier(
+        k8s_cursor, sync.ipcache_cursor, sync.policy_cursor, busy=lambda: sync.busy
+    )
 
     async def begin() -> runtime.BarrierCheck:
-        info = await rt.js.stream_info(f"KV_{k8s.name}")
-        last = int(info.state.last_seq)
-        wanted = {key: e.revision for key, e in (await k8s.snapshot("node.>")).items()}
+        check_kv = await kv()
 
         async def check() -> tuple[bool, str]:
             if not manager.ready or not watcher.synced:
                 return False, "starting"
-            applied = watcher.applied
-            behind = [k for k, rev in wanted.items() if applied.get(k, 0) < rev]
-            behind += [k for k, rev in applied.items() if k not in wanted and rev <= last]
-            if behind:
-                return False, f"applying {', '.join(sorted(behind))}"
-            return True, f"{len(manager.registry)} endpoints, {len(applied)} nodes applied"
+            converged, detail = await check_kv()
+            if not converged:
+                return False, detail
+            return True, (
+                f"{len(manager.registry)} endpoints, {len(watcher.applied)} nodes, "
+                f"{len(sync.ipcache_entries)} ipcache prefixes, {len(sync.policies)} policies"
+            )
 
         return check
 

@@ -1,11 +1,12 @@
 """The policy-compiler process: NetworkPolicy in, one compiled policy per endpoint out.
 
-Five watches feed one loop: namespaces, pods and NetworkPolicies from weir-k8s, identities from
-weir-identities, addresses from weir-ipcache. The loop applies each change to the core
-(core.py), which marks just the endpoints it can affect; once no change is waiting (or a batch
-is full) the dirty endpoints are recompiled and only values whose bytes differ are written to
-weir-policy, pipelined, each carrying the trace context of the change that caused it. Policies
-that cannot be fully compiled are logged, counted and posted as Kubernetes Events on the policy.
+Three watches feed one loop: namespaces, pods and NetworkPolicies from weir-k8s (its other
+kinds are skipped), identities from weir-identities, addresses from weir-ipcache. The loop
+applies each change to the core (core.py), which marks just the endpoints it can affect; once
+no change is waiting (or a batch is full) the dirty endpoints are recompiled and only values
+whose bytes differ are written to weir-policy, pipelined, each carrying the trace context of
+the change that caused it. Policies that cannot be fully compiled are logged, counted and
+posted as Kubernetes Events on the policy.
 
 Nothing is written before every watch has replayed its bucket: then every endpoint is compiled
 once, keys no endpoint owns are deleted, and the service is ready. Barriers are answered once
@@ -30,7 +31,6 @@ from weir.models import EndpointPolicy, Identity, IPCacheEntry, Namespace, Netwo
 from .compile import Settings
 from .config import CompilerConfig
 from .core import Compiler
-from .encoding import encode_policy
 from .metrics import Metrics
 from .recorder import EventRecorder
 from .writer import Writer
@@ -68,7 +68,7 @@ class PolicyCompilerService:
                 allow_host_ingress=cfg.allow_host_ingress,
                 ipblock_matches_pods=cfg.ipblock_matches_pods,
             ),
-            encode_policy,
+            self.policy.encode,
         )
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.writer = Writer(
@@ -77,26 +77,21 @@ class PolicyCompilerService:
         self.recorder = EventRecorder(
             kubeconfig=cfg.kubeconfig, metrics=self.metrics, enabled=cfg.events
         )
-        k8s, c = buckets["k8s"], self.compiler
+        c = self.compiler
+        # One unfiltered watch per bucket: a filtered cursor that the server advances past
+        # messages its filter skips would never count as caught up (weir.bus compares with the
+        # server's delivered sequence), and one stream order per bucket is simpler anyway.
         self.sources = [
-            Source("namespaces", k8s, "namespace.>", self._namespace, WatchCursor("namespaces")),
-            Source("pods", k8s, "pod.>", self._pod, WatchCursor("pods")),
+            Source("weir-k8s", buckets["k8s"], ">", self._k8s, WatchCursor("weir-k8s")),
             Source(
-                "networkpolicies",
-                k8s,
-                "networkpolicy.>",
-                self._policy,
-                WatchCursor("networkpolicies"),
-            ),
-            Source(
-                "identities",
+                "weir-identities",
                 buckets["identities"],
                 ">",
                 lambda k, v, ctx: c.identity_changed(k, _typed(v, Identity), ctx),
                 WatchCursor("weir-identities"),
             ),
             Source(
-                "ipcache",
+                "weir-ipcache",
                 buckets["ipcache"],
                 ">",
                 lambda k, v, ctx: c.ipcache_changed(k, _typed(v, IPCacheEntry), ctx),
@@ -107,23 +102,22 @@ class PolicyCompilerService:
 
     # --- weir-k8s keys -> the core ------------------------------------------------------------
 
-    def _namespace(self, key: str, value: Any, ctx: Any) -> None:
-        name = key.partition(".")[2]
-        self.compiler.namespace_changed(name, _typed(value, Namespace), ctx)
-
-    def _pod(self, key: str, value: Any, ctx: Any) -> None:
-        namespace, _, name = key.partition(".")[2].partition(".")
-        self.compiler.pod_changed(namespace, name, _typed(value, Pod), ctx)
-
-    def _policy(self, key: str, value: Any, ctx: Any) -> None:
-        namespace, _, name = key.partition(".")[2].partition(".")
-        self.compiler.policy_changed(namespace, name, _typed(value, NetworkPolicy), ctx)
+    def _k8s(self, key: str, value: Any, ctx: Any) -> None:
+        """Namespaces, pods and NetworkPolicies; the other kinds are not inputs of policy."""
+        kind, _, rest = key.partition(".")
+        if kind == "namespace":
+            self.compiler.namespace_changed(rest, _typed(value, Namespace), ctx)
+            return
+        namespace, _, name = rest.partition(".")
+        if kind == "pod":
+            self.compiler.pod_changed(namespace, name, _typed(value, Pod), ctx)
+        elif kind == "networkpolicy":
+            self.compiler.policy_changed(namespace, name, _typed(value, NetworkPolicy), ctx)
 
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        health = self.rt.health
-        health.set("sync", False, "replaying weir-k8s, weir-identities and weir-ipcache")
+        self.rt.health.set("sync", False, "replaying weir-k8s, weir-identities and weir-ipcache")
         await self._load_output()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.writer.run(), name="kv-acks")
@@ -230,6 +224,9 @@ def _typed(value: Any, kind: type[Any]) -> Any:
 
 
 async def run(rt: runtime.Runtime[CompilerConfig]) -> None:
+    # Not ready until the first compile is written: registered before anything is awaited, so
+    # /readyz never answers 200 in between (nor before the barrier is served).
+    rt.health.set("sync", False, "opening buckets")
     buckets: dict[str, TypedKv[Any]] = {
         "k8s": await rt.bucket(catalog.K8S),
         "identities": await rt.bucket(catalog.IDENTITIES),
