@@ -100,7 +100,10 @@ def test_who_wins_a_prefix_claimed_twice() -> None:
     )
     got = entries(view)
     assert got["10.244.1.5/32"].pod_name == "reused"  # running beats terminating beats CIDR
+    # ... and the CIDR's identity rides along, for the ipBlock rules written for it
+    assert got["10.244.1.5/32"].cidr_identity >= LOCAL_CIDR_FLAG
     assert got["172.18.0.2/32"].kind is IPCacheKind.NODE  # a node's address is the node's
+    assert got["172.18.0.2/32"].cidr_identity == 0
     assert got["0.0.0.0/0"].kind is IPCacheKind.WORLD
     problems = plan(view, needs(view), Numbering().cover(view)).problems
     assert ("pod.x.old", "address-conflict") in [(p.key, p.reason) for p in problems]

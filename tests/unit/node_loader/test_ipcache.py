@@ -59,6 +59,22 @@ def test_only_cidr_and_world_entries_go_to_the_cidr_table() -> None:
     assert not tables.main["10.244.1.5/32"].flags & IPCacheFlag.CIDR
 
 
+def test_a_cidr_identity_carried_by_a_pod_entry_goes_to_the_cidr_table() -> None:
+    pod = IPCacheEntry(
+        prefix="10.244.1.3/32",
+        identity=4201,
+        kind=IPCacheKind.POD,
+        pod_namespace="y",
+        pod_name="b",
+        node=NODE,
+        cidr_identity=(1 << 24) | 5,
+    )
+    tables, problems = ipcache.desired([pod], NODE)
+    assert not problems
+    assert tables.main["10.244.1.3/32"] == Value(4201, K.POD)
+    assert tables.cidr["10.244.1.3/32"] == Value((1 << 24) | 5, K.CIDR, IPCacheFlag.CIDR)
+
+
 def test_prefixes_are_normalized_and_bad_ones_reported() -> None:
     bad = [
         IPCacheEntry(prefix="10.1.2.3/16", identity=(1 << 24) | 2, kind=IPCacheKind.CIDR),

@@ -291,6 +291,9 @@ class IPCacheEntry:
     pod_namespace: str = ""
     pod_name: str = ""
     node: str = ""  # for POD: the node it runs on; for NODE: the node itself
+    # A policy CIDR of exactly this prefix, claimed by a pod or node too (an ipBlock naming a
+    # pod's /32): that CIDR's identity, which ipBlock rules still match. 0: none.
+    cidr_identity: int = 0
 
 
 class Verdict(StrEnum):

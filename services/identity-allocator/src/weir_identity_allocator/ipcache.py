@@ -10,7 +10,9 @@ Entries (key = prefix; the datapath matches the longest prefix):
     entry: the datapath is IPv4-only.)
 When two claim the same prefix, node beats pod beats cidr beats world (a /32 policy CIDR naming
 a pod is that pod); between two pods, a running one beats a terminating one (its IP has been
-reused), then the first key wins — every replica plans the same.
+reused), then the first key wins — every replica plans the same. A policy CIDR that loses to a
+pod or node is not lost: the winner carries its identity as `cidr_identity`, because ipBlock
+rules written for that CIDR must still match the address.
 
 `Mirror` is what the bucket holds, from the watch; `diff` gives the writes that make it equal
 the plan, so nothing already right is written again.
@@ -19,7 +21,7 @@ the plan, so nothing already right is written again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from weir import catalog
 from weir.identity import Reserved
@@ -60,6 +62,15 @@ def plan(view: K8sView, needs: Needs, numbers: Mapping[LabelHash, int]) -> Plan:
             loser = held
         else:
             loser = d
+        if loser is not None:
+            winner = out.entries[key]
+            carried = _cidr_of(loser.entry)
+            if carried and not _cidr_of(winner.entry):
+                out.entries[key] = replace(
+                    winner,
+                    entry=replace(winner.entry, cidr_identity=carried),
+                    causes=tuple(dict.fromkeys(winner.causes + loser.causes)),
+                )
         if held is not None and held.entry.kind == d.entry.kind:
             who = owner if loser is d else _owner(held)
             out.problems.append(
@@ -103,6 +114,11 @@ def plan(view: K8sView, needs: Needs, numbers: Mapping[LabelHash, int]) -> Plan:
                 continue
             offer(_pod_entry(key, pod, prefix, number), key)
     return out
+
+
+def _cidr_of(entry: IPCacheEntry) -> int:
+    """The policy-CIDR identity an entry stands for, itself or carried; 0 when none."""
+    return entry.identity if entry.kind is IPCacheKind.CIDR else entry.cidr_identity
 
 
 def _pod_entry(key: str, pod: Pod, prefix: str, number: int) -> Desired:

@@ -8,7 +8,8 @@ writes all of them into weir_ipcache_v1, with two local changes:
   source of traffic the node itself sends to its pods) — so policy's "allow HOST" means this
   node and only it;
 - the CIDR and WORLD entries are also written to weir_ipcache_cidr_v1, the table an endpoint
-  with upstream ipBlock semantics consults for pod and node addresses.
+  with upstream ipBlock semantics consults for pod and node addresses — and so is the CIDR
+  identity a pod or node entry carries (`cidr_identity`: an ipBlock naming exactly its prefix).
 
 `diff` says what to write and delete to turn one table into another; `Lpm` answers longest-
 prefix lookups in user space (to name the remote end of a verdict event).
@@ -79,6 +80,7 @@ def desired(
     """The tables for this node from KV's entries (plus `host_addresses`: this node's own, such
     as the pods' gateway), and the entries that could not be used (with why)."""
     main: Table = {}
+    carried: Table = {}
     problems: list[str] = []
     for entry in entries:
         try:
@@ -93,10 +95,14 @@ def desired(
             problems.append(f"{prefix}: given twice ({held.identity} and {value.identity})")
             value = min(held, value)
         main[prefix] = value
+        if entry.cidr_identity:
+            carried[prefix] = Value(
+                entry.cidr_identity & 0xFFFFFFFF, int(MapKind.CIDR), int(IPCacheFlag.CIDR)
+            )
     for address in host_addresses:
         prefix = normalize(f"{address}/32")
         main[prefix] = Value(int(Reserved.HOST), int(MapKind.NODE), int(IPCacheFlag.LOCAL))
-    cidr = {p: v for p, v in main.items() if v.is_cidr}
+    cidr = {**carried, **{p: v for p, v in main.items() if v.is_cidr}}
     return Tables(main, cidr), problems
 
 

@@ -485,6 +485,8 @@ class Compiler:
                 self._refresh_identity(ref, Cause.IPCACHE, context)
         elif entry.kind in (IPCacheKind.CIDR, IPCacheKind.WORLD):
             self._cidr_changed(entry.prefix, entry.identity, sign, Cause.IPCACHE, context)
+        if entry.cidr_identity:
+            self._cidr_changed(entry.prefix, entry.cidr_identity, sign, Cause.IPCACHE, context)
         # NODE entries: node addresses are host / remote-node identities, which no
         # NetworkPolicy peer selects.
 
