@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -340,7 +339,6 @@ async def _names(
     url: str, node: str, pod: str, identities: set[int]
 ) -> tuple[dict[int, str], dict[int, str]]:
     """Labels of `identities` (KV weir-identities) and cookie texts (KV weir-policy)."""
-    import nats
     from prometheus_client import CollectorRegistry
     from weir import catalog
     from weir.bus import BusMetrics, KvBucket, TypedKv
@@ -354,7 +352,7 @@ async def _names(
         pairs = ",".join(f"{k}={v}" for k, v in sorted(labels.pod_labels.items()))
         return f"ns={labels.namespace}" + (f" {pairs}" if pairs else "")
 
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    nc = await context.connect_nats(url)
     try:
         js = nc.jetstream()
         metrics = BusMetrics(CollectorRegistry())
@@ -447,7 +445,7 @@ def _policy_get(args: argparse.Namespace) -> int:
     labels: dict[int, str] = {}
     cookies: dict[int, str] = {}
     if view["policy"] and not args.no_names:
-        url = args.nats_url or os.environ.get("WEIR_NATS_URL") or context.local_nats_url()
+        url = context.nats_url(args.nats_url)
         wanted = {e["identity"] for d in ("ingress", "egress") for e in view[d]["entries"]}
         try:
             labels, cookies = asyncio.run(_names(url, view["node"], args.pod, wanted))

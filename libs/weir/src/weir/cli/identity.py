@@ -9,12 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
-
-import nats
-import nats.errors
 
 from weir import catalog
 from weir.bus import CaughtUp, KvBucket
@@ -79,11 +75,7 @@ async def _values(nc: Any, bucket: str, pattern: str = ">") -> dict[str, bytes]:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    url = args.nats_url or os.environ.get("WEIR_NATS_URL") or context.local_nats_url()
-    try:
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-    except (OSError, nats.errors.Error) as e:
-        raise SystemExit(f"weir: cannot reach NATS at {url}: {e}") from None
+    nc = await context.connect_nats(context.nats_url(args.nats_url))
     try:
         ids = await _values(nc, catalog.IDENTITIES.name, "id.>")
         entries = await _values(nc, catalog.IPCACHE.name)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
-import nats
-import nats.errors
 from prometheus_client import CollectorRegistry
 
 from weir import catalog
@@ -39,11 +36,7 @@ def register(commands: Any) -> None:
 
 
 async def _open(args: argparse.Namespace) -> tuple[Any, TypedKv[Any]]:
-    url = args.nats_url or os.environ.get("WEIR_NATS_URL") or context.local_nats_url()
-    try:
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-    except (OSError, nats.errors.Error) as e:
-        raise SystemExit(f"weir: cannot reach NATS at {url}: {e}") from None
+    nc = await context.connect_nats(context.nats_url(args.nats_url))
     spec = catalog.bucket_named(args.bucket)
     assert spec is not None
     return nc, TypedKv(KvBucket(nc.jetstream(), spec.name), spec, BusMetrics(CollectorRegistry()))

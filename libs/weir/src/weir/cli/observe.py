@@ -10,14 +10,10 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import sys
 import time
 from typing import Any
-
-import nats
-import nats.errors
 
 from weir import catalog
 from weir.cli import context
@@ -72,12 +68,7 @@ def render(flow: Flow) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = args.nats_url or os.environ.get("WEIR_NATS_URL") or context.local_nats_url()
-    try:
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-    except (OSError, nats.errors.Error) as e:
-        print(f"weir observe: cannot reach NATS at {url}: {e}", file=sys.stderr)
-        return 1
+    nc = await context.connect_nats(context.nats_url(args.nats_url))
     codec = Codec(catalog.FLOWS_SCHEMA)
     done = asyncio.Event()
     shown = 0

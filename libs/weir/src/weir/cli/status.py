@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import time
 from typing import Any
 
@@ -86,14 +84,10 @@ async def _ask(nc: Any, service: str, node: str, deadline: float, wait: bool) ->
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = args.nats_url or os.environ.get("WEIR_NATS_URL") or context.local_nats_url()
+    url = context.nats_url(args.nats_url)
     started = time.monotonic()
     deadline = started + args.timeout
-    try:
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-    except (OSError, nats.errors.Error) as e:
-        print(f"weir status: cannot reach NATS at {url}: {e}", file=sys.stderr)
-        return 1
+    nc = await context.connect_nats(url)
     try:
         stages = [(s, "") for s in catalog.PIPELINE]
         stages += [(s, n) for n in await _nodes(nc) for s in catalog.NODE_PIPELINE]
