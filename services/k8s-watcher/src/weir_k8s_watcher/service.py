@@ -28,12 +28,12 @@ from weir import catalog, runtime, telemetry
 from weir.bus import TypedKv
 from weir.config import ServiceConfig, setting
 from weir.kube import api_client
+from weir.kvwriter import PipelinedWriter
 from weir.models import K8sObject
 
 from .core import Mirror, Write
 from .informer import KINDS, Informer, InformerSettings, Sink
 from .normalize import NormalizeError, normalize
-from .writer import KvWriter
 
 log = logging.getLogger("weir.k8s_watcher")
 
@@ -118,8 +118,9 @@ class Watcher(Sink):
         self.kv = kv
         self.mirror = Mirror()
         self.informers: dict[str, Informer] = {}
-        self.writer = KvWriter(
-            kv.raw, on_acked=self.acked, on_failure=self.write_failed, max_in_flight=max_in_flight
+        # token: (kind, key, monotonic time the change was received)
+        self.writer: PipelinedWriter[tuple[str, str, float]] = PipelinedWriter(
+            kv.raw, on_done=self.written, max_in_flight=max_in_flight
         )
         self._metrics = metrics
         self._tracer = tracer
@@ -218,10 +219,14 @@ class Watcher(Sink):
         headers: dict[str, str] = {}
         telemetry.inject(headers)
         self.kv.count_write("delete" if write.is_delete else "put")
-        await self.writer.send(kind, write.key, write.value, headers, started)
+        await self.writer.send(write.key, write.value, headers, (kind, write.key, started))
 
-    def acked(self, kind: str, seconds: float) -> None:
-        self._metrics.change_to_ack.labels(kind).observe(seconds)
+    def written(self, write: tuple[str, str, float], error: BaseException | None) -> None:
+        kind, key, started = write
+        if error is None:
+            self._metrics.change_to_ack.labels(kind).observe(time.monotonic() - started)
+        else:
+            self.write_failed(kind, key, error)
 
     def write_failed(self, kind: str, key: str, error: BaseException) -> None:
         self._metrics.write_failures.labels(kind).inc()

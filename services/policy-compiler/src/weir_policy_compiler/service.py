@@ -26,6 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 from weir import catalog, runtime
 from weir.bus import CaughtUp, TypedKv, Update, WatchCursor
+from weir.kvwriter import PipelinedWriter
 from weir.models import EndpointPolicy, Identity, IPCacheEntry, Namespace, NetworkPolicy, Pod
 
 from .compile import Settings
@@ -33,7 +34,6 @@ from .config import CompilerConfig
 from .core import Compiler
 from .metrics import Metrics
 from .recorder import EventRecorder
-from .writer import Writer
 
 log = logging.getLogger("weir.policy_compiler")
 
@@ -71,16 +71,16 @@ class PolicyCompilerService:
             self.policy.encode,
         )
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self.writer = Writer(
-            self.policy.raw, on_failure=self._write_failed, max_in_flight=cfg.max_in_flight_writes
+        # token: (key, was it a delete)
+        self.writer: PipelinedWriter[tuple[str, bool]] = PipelinedWriter(
+            self.policy.raw, on_done=self._written, max_in_flight=cfg.max_in_flight_writes
         )
         self.recorder = EventRecorder(
             kubeconfig=cfg.kubeconfig, metrics=self.metrics, enabled=cfg.events
         )
         c = self.compiler
-        # One unfiltered watch per bucket: a filtered cursor that the server advances past
-        # messages its filter skips would never count as caught up (weir.bus compares with the
-        # server's delivered sequence), and one stream order per bucket is simpler anyway.
+        # One watch per bucket (weir-k8s unfiltered, its other kinds skipped): one stream
+        # order per bucket, and one cursor for the barrier to ask about.
         self.sources = [
             Source("weir-k8s", buckets["k8s"], ">", self._k8s, WatchCursor("weir-k8s")),
             Source(
@@ -195,11 +195,15 @@ class PolicyCompilerService:
             op = "delete" if w.is_delete else "put"
             self.metrics.writes.labels(op).inc()
             self.policy.count_write(op)
-            await self.writer.send(w.key, w.value, TypedKv.trace_headers(w.context))
+            headers = TypedKv.trace_headers(w.context)
+            await self.writer.send(w.key, w.value, headers, (w.key, w.value is None))
         self.metrics.observe(self.compiler)
         return len(writes)
 
-    def _write_failed(self, key: str, was_delete: bool) -> None:
+    def _written(self, write: tuple[str, bool], error: BaseException | None) -> None:
+        if error is None:
+            return
+        key, was_delete = write
         self.metrics.write_failures.inc()
         self.compiler.forget(key, was_delete=was_delete)
         self.queue.put_nowait(_KICK)
