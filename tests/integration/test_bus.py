@@ -172,3 +172,39 @@ async def test_a_cursor_is_caught_up_once_everything_delivered_is_applied(
     cursor.mark_applied(second.revision)
     assert await cursor.caught_up()
     await watch.aclose()
+
+
+async def test_a_filtered_cursor_is_caught_up_though_the_server_skips_other_keys(
+    js: nats.js.JetStreamContext,
+) -> None:
+    from weir.bus import WatchCursor
+
+    kv = await KvBucket.ensure(js, "t-filtered-cursor")
+    for i in range(5):
+        await kv.put(f"pod.x.p{i}", b"v")
+    cursor = WatchCursor("policies")
+    watch = kv.watch("networkpolicy.>", cursor)
+    assert await asyncio.wait_for(anext(watch), 5) is CAUGHT_UP
+    assert await cursor.caught_up()
+    await kv.put("pod.x.late", b"v")  # not ours: the cursor stays caught up
+    assert await cursor.caught_up()
+    await kv.put("networkpolicy.x.p", b"v")
+    entry = await asyncio.wait_for(anext(watch), 5)
+    assert isinstance(entry, KvEntry)
+    assert not await cursor.caught_up()
+    cursor.mark_applied(entry.revision)
+    assert await cursor.caught_up()
+    await watch.aclose()
+
+
+async def test_many_snapshots_at_once_each_see_every_key(js: nats.js.JetStreamContext) -> None:
+    # Many consumers at once: the server sends everything before the client library has
+    # handed much of it over, so "nothing pending on the server" alone would end a snapshot
+    # too early.
+    kv = await KvBucket.ensure(js, "t-snapshots")
+    keys = {f"pod.x.p{i}" for i in range(400)}
+    acks = [await kv.put_async(k, b"v") for k in sorted(keys)]
+    await asyncio.gather(*acks)
+    for _round in range(3):
+        snaps = await asyncio.gather(*(kv.snapshot("pod.>") for _ in range(12)))
+        assert [len(s) for s in snaps] == [len(keys)] * len(snaps)

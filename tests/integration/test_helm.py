@@ -32,10 +32,12 @@ import yaml
 from kubernetes_asyncio.client import models as k8s_models
 from weir import cni_config, endpoint_api
 from weir import config as weir_config
+from weir_identity_allocator.config import AllocatorConfig
 from weir_k8s_watcher.informer import KINDS
 from weir_k8s_watcher.service import WatcherConfig
 from weir_local.cluster import plan
 from weir_node_loader.config import NodeLoaderConfig
+from weir_policy_compiler.config import CompilerConfig
 
 from tests.support.processes import HELM, ROOT, require
 
@@ -750,7 +752,9 @@ def test_config_maps_load_with_each_services_config_class(
 def test_config_classes_are_found() -> None:
     assert config_class("k8s-watcher") is WatcherConfig
     assert config_class("node-loader") is NodeLoaderConfig
-    assert config_class("policy-compiler") is weir_config.ServiceConfig
+    assert config_class("identity-allocator") is AllocatorConfig
+    assert config_class("policy-compiler") is CompilerConfig
+    assert config_class("lb-programmer") is weir_config.ServiceConfig
 
 
 def test_values_schema_names_exactly_each_services_settings() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -39,7 +38,14 @@ from weir.models import (
 )
 from weir_identity_allocator.labels import label_hash, pod_labels
 
-from tests.support.processes import VENV_BIN, NatsServer, Service, require, wait_until
+from tests.support.processes import (
+    VENV_BIN,
+    NatsServer,
+    Service,
+    eventually,
+    require,
+    wait_until,
+)
 from tests.unit.identity_allocator.fakes import cidr_policy, namespace, node, pod
 
 pytestmark = pytest.mark.integration
@@ -111,28 +117,6 @@ def allocator(
     env = {f"WEIR_{k.upper()}": str(v) for k, v in settings.items()}
     svc = Service("identity-allocator", workdir / name, nats_server, env=env)
     return svc
-
-
-def metric(svc: Service, name: str, **labels: str) -> float:
-    pattern = re.compile(rf"^{re.escape(name)}(\{{(.*)\}})? (\S+)$")
-    total = 0.0
-    for line in svc.metrics().splitlines():
-        m = pattern.match(line)
-        if m and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
-
-
-async def eventually(check: Any, timeout: float = 30, what: str = "condition") -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached after {timeout}s (last: {str(last)[:300]})")
 
 
 def check_identities(ids: dict[str, Identity], *, settled: bool = True) -> dict[str, int]:
@@ -226,13 +210,13 @@ async def test_two_replicas_racing_on_1000_label_sets_agree(
         assert all(256 <= n <= cluster_id_max for n in numbers.values())
         hows = {
             how: sum(
-                metric(s, "weir_identity_allocator_allocations_total", how=how) for s in replicas
+                s.metric("weir_identity_allocator_allocations_total", how=how) for s in replicas
             )
             for how in ("created", "revived", "adopted")
         }
         conflicts = {
             key: sum(
-                metric(s, "weir_identity_allocator_cas_conflicts_total", key=key) for s in replicas
+                s.metric("weir_identity_allocator_cas_conflicts_total", key=key) for s in replicas
             )
             for key in ("id", "labels")
         }
@@ -287,9 +271,9 @@ async def test_a_restart_keeps_every_id_and_allocates_nothing(
         assert (await kv.barrier()).converged
         assert check_identities(await kv.identities()) == before
         assert await kv.entries() == entries_before
-        assert metric(second, "weir_identity_allocator_allocations_total", how="created") == 0
-        assert metric(second, "weir_identity_allocator_allocations_total", how="adopted") == 12
-        assert metric(second, "weir_kv_writes_total", bucket="weir-ipcache") == 0
+        assert second.metric("weir_identity_allocator_allocations_total", how="created") == 0
+        assert second.metric("weir_identity_allocator_allocations_total", how="adopted") == 12
+        assert second.metric("weir_kv_writes_total", bucket="weir-ipcache") == 0
     finally:
         second.stop()
 
@@ -331,7 +315,7 @@ async def test_a_label_change_moves_the_pod_in_one_trace_and_gc_waits_for_the_gr
 
         await eventually(released, grace + 10, f"identity {web} released")
         assert time.monotonic() - changed_at >= grace
-        assert metric(svc, "weir_identity_allocator_gc_releases_total", outcome="released") == 1
+        assert svc.metric("weir_identity_allocator_gc_releases_total", outcome="released") == 1
         check_identities(await kv.identities())
 
         # Deleting the pod drops its entry (in the deletion's trace); its identity follows
@@ -462,9 +446,9 @@ async def test_malformed_input_is_skipped_counted_and_the_rest_served(
         assert {"10.244.1.7/32", "172.18.0.2/32", "192.168.0.0/16"} <= set(entries)
         assert not any("300" in k or "/33" in k for k in entries)
         rejected = "weir_identity_allocator_rejected_inputs_total"
-        assert metric(svc, rejected, reason="bad-ip") == 2  # the pod's and the node's
-        assert metric(svc, rejected, reason="bad-cidr") == 1
-        assert metric(svc, "weir_bus_decode_errors_total", source="weir-k8s") == 1
+        assert svc.metric(rejected, reason="bad-ip") == 2  # the pod's and the node's
+        assert svc.metric(rejected, reason="bad-cidr") == 1
+        assert svc.metric("weir_bus_decode_errors_total", source="weir-k8s") == 1
         log = svc.log.read_text()
         assert "pod.x.bad-ip" in log and "networkpolicy.x.p" in log and "pod.x.garbage" in log
 
@@ -472,7 +456,7 @@ async def test_malformed_input_is_skipped_counted_and_the_rest_served(
         await kv.put([pod("x", "late", {"app": "b"}, ips=("10.244.1.8",))])
         assert (await kv.barrier()).converged
         assert "10.244.1.8/32" in await kv.entries()
-        assert metric(svc, rejected, reason="bad-ip") == 2
+        assert svc.metric(rejected, reason="bad-ip") == 2
     finally:
         svc.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -104,16 +103,6 @@ async def assert_converges(
                 f"KV != API after {timeout}s: missing {missing}, leftovers {extra}, stale {stale}"
             )
         await asyncio.sleep(0.3)
-
-
-def metric(svc: Service, name: str, **labels: str) -> float:
-    pattern = re.compile(rf"^{re.escape(name)}(\{{(.*)\}})? (\S+)$")
-    total = 0.0
-    for line in svc.metrics().splitlines():
-        m = pattern.match(line)
-        if m and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
 
 
 # --- object factories -------------------------------------------------------------------------
@@ -258,7 +247,7 @@ async def test_mirrors_every_kind_and_follows_changes(
     api.kubectl("delete", "networkpolicy", "a", "-n", "x")
     state = await assert_converges(http, nats_server.url)
     assert "networkpolicy.x.a" not in state
-    assert metric(watcher, "weir_k8s_watcher_events_total", kind="Pod") >= 2
+    assert watcher.metric("weir_k8s_watcher_events_total", kind="Pod") >= 2
 
 
 async def test_a_thousand_objects_through_kubectl_and_the_api(
@@ -339,7 +328,7 @@ async def test_410_while_running_forces_a_relist(
     pods = [pod("x", f"p{i}") for i in range(20)]
     await bounded_gather([create(http, p) for p in pods])
     await assert_converges(http, nats_server.url)
-    before = metric(watcher, "weir_k8s_watcher_relists_total", kind="Pod", reason="expired")
+    before = watcher.metric("weir_k8s_watcher_relists_total", kind="Pod", reason="expired")
 
     # A watch-cache outage: every watch is cut and refused for a while; the API changes
     # meanwhile and its history is compacted, so resuming from the old resourceVersion is a 410.
@@ -351,7 +340,7 @@ async def test_410_while_running_forces_a_relist(
         assert r.status == 200
     state = await assert_converges(http, nats_server.url)
     assert "pod.x.late" in state and "pod.x.p0" not in state
-    assert metric(watcher, "weir_k8s_watcher_relists_total", kind="Pod", reason="expired") > before
+    assert watcher.metric("weir_k8s_watcher_relists_total", kind="Pod", reason="expired") > before
 
 
 async def test_an_invalid_policy_gets_a_422_naming_the_field_and_never_reaches_nats(
@@ -401,7 +390,7 @@ async def test_garbage_in_the_bucket_is_reported_and_repaired(
     try:
         state = await assert_converges(http, nats_server.url)
         assert "pod.x.ghost" not in state and CODEC.decode(state["pod.x.a"]).meta.name == "a"
-        assert metric(svc, "weir_bus_decode_errors_total", reason="malformed") == 2
+        assert svc.metric("weir_bus_decode_errors_total", reason="malformed") == 2
         assert "skipping undecodable value in weir-k8s key pod.x.ghost" in svc.log.read_text()
     finally:
         svc.stop()

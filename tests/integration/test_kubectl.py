@@ -313,8 +313,9 @@ def test_conformance_policies_apply_and_list(kube: Kube, namespace: str) -> None
     assert policies, f"no cases under {CASES}"
     names = set()
     for _, case_policy in policies:
-        # Cases template pod IPs (`${ip:ns/pod}`); any address does for the API.
-        text = re.sub(r"\$\{ip:[^}]*\}", "10.244.0.10", json.dumps(case_policy))
+        # Cases template pod IPs and networks (`${ip:ns/pod}`, `${net:ns/pod:len}`); any
+        # address does for the API.
+        text = re.sub(r"\$\{(ip|net):[^}]*\}", "10.244.0.10", json.dumps(case_policy))
         policy = json.loads(text)
         policy["metadata"]["namespace"] = namespace
         kube("apply", "-f", "-", input=json.dumps(policy))  # YAML 1.1 would read `y` as true

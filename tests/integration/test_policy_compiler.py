@@ -12,9 +12,6 @@ fully enforced.
 
 from __future__ import annotations
 
-import asyncio
-import re
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +41,7 @@ from weir.models import (
     Pod,
 )
 
-from tests.support.processes import ApiServer, NatsServer, Service
+from tests.support.processes import ApiServer, NatsServer, Service, eventually
 from tests.unit.policy_compiler.harness import (
     FakeAllocator,
     make_namespace,
@@ -165,27 +162,6 @@ def compiler(tmp_path: Path, nats_server: NatsServer, api: ApiServer) -> Iterato
         svc.stop()
 
 
-def metric(svc: Service, name: str, **labels: str) -> float:
-    pattern = re.compile(rf"^{re.escape(name)}(\{{(.*)\}})? (\S+)$")
-    total = 0.0
-    for line in svc.metrics().splitlines():
-        m = pattern.match(line)
-        if m and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
-
-
-async def eventually(check: Any, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached after {timeout}s (last: {str(last)[:300]})")
-
-
 def a_from_b(**extra: Any) -> NetworkPolicy:
     return make_policy(
         {
@@ -232,7 +208,7 @@ async def test_outputs_appear_and_stale_keys_go(cluster: Cluster, compiler: Serv
     ep = await cluster.endpoint("node-1.x.a")
     assert ep.identity == cluster.ipcache["10.244.1.1/32"].identity
     assert not ep.ingress.enforced and not ep.egress.enforced
-    assert metric(compiler, "weir_policy_compiler_endpoints") == 4
+    assert compiler.metric("weir_policy_compiler_endpoints") == 4
 
     # Bound now: its endpoint appears (node-loader's CNI ADD waits for exactly this).
     await cluster.put(make_pod("y", "pending", ip="10.244.2.3", node="node-2"))
@@ -261,7 +237,7 @@ async def test_changes_apply_incrementally_and_the_barrier_covers_them(
         (b, 0, 0),
     }
     assert ep.cookies[ep.ingress.default_cookie] == "x/a-from-b: ingress default deny"
-    assert metric(compiler, "weir_policy_compiler_recomputations_total", cause="policy") == 1
+    assert compiler.metric("weir_policy_compiler_recomputations_total", cause="policy") == 1
 
     # The same policy again (a new resourceVersion only): nothing is rewritten.
     await cluster.put(a_from_b(resourceVersion="2"))
@@ -357,8 +333,8 @@ async def test_a_policy_it_cannot_use_is_an_event_and_the_rest_stays_in_force(
     xb = await cluster.endpoint("node-1.x.b")
     assert xb.ingress.enforced and [e.identity for e in xb.ingress.entries] == [HOST]
     assert (await cluster.endpoint("node-1.x.a")).ingress.enforced
-    assert metric(compiler, "weir_policy_compiler_unusable_policies") == 1
-    assert metric(compiler, "weir_policy_compiler_events_total", result="created") == 1
+    assert compiler.metric("weir_policy_compiler_unusable_policies") == 1
+    assert compiler.metric("weir_policy_compiler_events_total", result="created") == 1
 
 
 async def test_ready_only_after_the_replays_are_applied(

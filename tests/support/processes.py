@@ -7,7 +7,9 @@ missing skip a test locally and fail it in CI (CI=true), so CI never passes by s
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from weir_local.cluster.supervisor import die_with_parent
@@ -48,6 +51,18 @@ def wait_until(check: object, timeout: float, what: str, interval: float = 0.05)
             return
         time.sleep(interval)
     raise TimeoutError(f"{what} after {timeout}s")
+
+
+async def eventually(check: Any, timeout: float = 30, what: str = "condition") -> Any:
+    """Poll an async check until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached after {timeout}s (last: {str(last)[:300]})")
 
 
 def port_open(port: int) -> bool:
@@ -225,6 +240,16 @@ class Service(Process):
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/metrics", timeout=5) as r:
             return str(r.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include `labels`, from /metrics."""
+        pattern = re.compile(rf"^{re.escape(name)}(\{{(.*)\}})? (\S+)$")
+        total = 0.0
+        for line in self.metrics().splitlines():
+            m = pattern.match(line)
+            if m and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
+                total += float(m.group(3))
+        return total
 
     def start_ready(self, timeout: float = 60) -> None:
         self.start()

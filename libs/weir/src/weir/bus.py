@@ -310,10 +310,13 @@ class KvBucket:
             cursor._sub = sub
         try:
             info = await sub.consumer_info()
-            # Nothing matched when the consumer was made, and nothing has arrived since. (The
-            # consumer's own delivered sequence is no guide: for an empty filter the server
-            # starts it at the stream's last sequence.)
-            if info.num_pending == 0 and received == 0 and not caught_up:
+            # Nothing left to send, and everything sent already handed to us: then nothing
+            # matched, or on_msg has seen the last message (num_pending 0) itself. Messages
+            # the server has sent but the client still holds are not delivered yet; the last
+            # of them marks the catch-up when it arrives. (Consumer sequences, not stream ones:
+            # for an empty filter the server starts the stream sequence at the stream's end.)
+            sent = info.delivered.consumer_seq if info.delivered else 0
+            if info.num_pending == 0 and sent <= received and not caught_up:
                 caught_up = True
                 await queue.put(CAUGHT_UP)
             while True:
