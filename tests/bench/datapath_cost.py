@@ -264,7 +264,8 @@ def weir_pairs(cluster: DevCluster, cidr_counts: tuple[int, ...]) -> dict[int, P
                 "ingress": [{"from": peers}],
             },
         }
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(policy), timeout=600)
+        # create, not apply: apply's last-applied annotation would pass the 256 KiB limit
+        cluster.kubectl("create", "-f", "-", input=json.dumps(policy), timeout=600)
     cluster.weir("status", "--wait-converged", "--timeout", "600", check=True, timeout=700)
     cid = cluster.cluster_id
     client = cluster.kubectl_json("get", "pod", "client", "-n", "bench")
