@@ -97,16 +97,57 @@ class SelectorCache:
         return len(self._selected)
 
 
+def _mask(length: int) -> int:
+    return ((1 << length) - 1) << (32 - length) if length else 0
+
+
+class _BlocksByCidr:
+    """ipBlocks indexed by their cidr, so the blocks covering a prefix are found in at most
+    33 lookups (one per shorter-or-equal prefix length) rather than by scanning every block."""
+
+    def __init__(self) -> None:
+        self._by_cidr = MultiIndex[tuple[int, int], BlockSelector]()  # (length, address)
+        self._lengths: Counter[int] = Counter()
+
+    def add(self, block: BlockSelector) -> None:
+        key = (block.cidr.prefixlen, int(block.cidr.network_address))
+        if block not in self._by_cidr.get(key):
+            self._by_cidr.add(key, block)
+            self._lengths[key[0]] += 1
+
+    def discard(self, block: BlockSelector) -> None:
+        key = (block.cidr.prefixlen, int(block.cidr.network_address))
+        if block in self._by_cidr.get(key):
+            self._by_cidr.discard(key, block)
+            self._lengths[key[0]] -= 1
+            if not self._lengths[key[0]]:
+                del self._lengths[key[0]]
+
+    def covering(self, prefix: IPv4Network) -> list[BlockSelector]:
+        """Blocks whose cidr holds `prefix` (what `BlockSelector.overlaps` says)."""
+        address = int(prefix.network_address)
+        out: list[BlockSelector] = []
+        for length in self._lengths:
+            if length <= prefix.prefixlen:
+                out.extend(self._by_cidr.get((length, address & _mask(length))))
+        return out
+
+
 class CidrTable:
     """CIDR identities by prefix, from both sources (weir-identities `labels.cidr`, weir-ipcache
-    CIDR and world entries), counted so either source alone keeps a prefix known."""
+    CIDR and world entries), counted so either source alone keeps a prefix known.
+
+    Everything is indexed by prefix, never scanned: a policy with 10,000 ipBlocks whose CIDR
+    identities arrive one by one costs 10,000 small steps, not 10,000 scans of 10,000."""
 
     def __init__(self) -> None:
         self._sources: Counter[tuple[IPv4Network, int]] = Counter()
         # prefix length -> network address -> identities (longest-prefix lookup in 33 steps)
         self._by_length: dict[int, dict[int, set[int]]] = {}
         self._users = MultiIndex[BlockSelector, PolicyRef]()
+        self._used = _BlocksByCidr()
         self._allowed: dict[BlockSelector, set[int]] = {}  # cache, dropped per covered change
+        self._cached = _BlocksByCidr()
 
     # --- prefixes -----------------------------------------------------------------------------
 
@@ -141,8 +182,9 @@ class CidrTable:
         return True
 
     def _invalidate(self, prefix: IPv4Network) -> None:
-        for block in [b for b in self._allowed if b.overlaps(prefix)]:
+        for block in self._cached.covering(prefix):
             del self._allowed[block]
+            self._cached.discard(block)
 
     def pairs(self) -> Iterator[tuple[IPv4Network, int]]:
         return iter(self._sources)
@@ -166,25 +208,45 @@ class CidrTable:
         no prefix covers."""
         cached = self._allowed.get(block)
         if cached is None:
-            cached = {i for prefix, i in self._sources if block.matches(prefix)}
+            cached = {i for prefix, i in self._inside(block.cidr) if block.matches(prefix)}
             if block.cidr.prefixlen == 0:
                 cached.add(int(Reserved.WORLD))
             self._allowed[block] = cached
+            self._cached.add(block)
         return cached
+
+    def _inside(self, cidr: IPv4Network) -> Iterator[tuple[IPv4Network, int]]:
+        """(prefix, identity) for every known prefix within `cidr`: for each longer-or-equal
+        length, the few candidate addresses when there are few, else that length's entries."""
+        base, mask = int(cidr.network_address), _mask(cidr.prefixlen)
+        for length, nets in self._by_length.items():
+            if length < cidr.prefixlen:
+                continue
+            step = 1 << (32 - length)
+            candidates = 1 << (length - cidr.prefixlen)
+            if candidates <= len(nets):
+                found = ((a, nets.get(a)) for a in range(base, base + candidates * step, step))
+            else:
+                found = ((a, ids) for a, ids in nets.items() if a & mask == base)
+            for address, ids in found:
+                for identity in ids or ():
+                    yield IPv4Network((address, length)), identity
 
     def acquire(self, block: BlockSelector, user: PolicyRef) -> None:
         self._users.add(block, user)
+        self._used.add(block)
 
     def release(self, block: BlockSelector, user: PolicyRef) -> None:
         self._users.discard(block, user)
         if block not in self._users:
-            self._allowed.pop(block, None)
+            self._used.discard(block)
+            if self._allowed.pop(block, None) is not None:
+                self._cached.discard(block)
 
     def users_covering(self, prefix: IPv4Network) -> set[PolicyRef]:
         """Policies with a block that covers `prefix` (inside its cidr, excepts included):
         what those blocks allow, or what addresses inside them resolve to, may have changed."""
         out: set[PolicyRef] = set()
-        for block in self._users:
-            if block.overlaps(prefix):
-                out |= self._users.get(block)
+        for block in self._used.covering(prefix):
+            out |= self._users.get(block)
         return out

@@ -146,19 +146,34 @@ class PolicyCompilerService:
 
     async def _loop(self) -> None:
         max_batch = self.rt.config.max_batch
+        rested_until = 0.0
         while True:
-            item = await self.queue.get()
-            applied = 1
-            self._apply(item)
-            while applied < max_batch and not self.queue.empty():
-                self._apply(self.queue.get_nowait())
-                applied += 1
+            self._apply(await self.queue.get())
+            self._apply_waiting(max_batch - 1)
+            if self.compiler.started and self.compiler.pending:
+                # Compile at most half the time: after a flush that took T, gather input for
+                # another T first. Small flushes (a millisecond) are barely delayed; a large
+                # policy whose CIDR identities trickle in is compiled a few times, not once
+                # per arrival, and the watches keep being read meanwhile.
+                pause = rested_until - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                    self._apply_waiting(max_batch)
             for report in self.compiler.take_reports():
                 self.recorder.report(report)
             if not self.compiler.started and not self._replaying:
                 await self._start()
             elif self.compiler.started:
+                began = time.monotonic()
                 await self._flush()
+                rested_until = 2 * time.monotonic() - began
+
+    def _apply_waiting(self, limit: int) -> None:
+        """Apply up to `limit` queued items without waiting for more."""
+        for _ in range(limit):
+            if self.queue.empty():
+                return
+            self._apply(self.queue.get_nowait())
 
     def _apply(self, item: _Item) -> None:
         if isinstance(item, _Kick):
