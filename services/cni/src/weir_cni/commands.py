@@ -223,17 +223,23 @@ def _route_key(dst: str) -> str:
     return str(net)
 
 
+def _link_problems(link: Mapping[str, Any], name: str, mac: str | None) -> list[str]:
+    """A link that is down, or whose MAC is not the one prevResult recorded (if any)."""
+    problems = []
+    if mac and link.get("address") != mac:
+        problems.append(f"{name} has MAC {link.get('address')}, prevResult says {mac}")
+    if "UP" not in link.get("flags", []):
+        problems.append(f"{name} is down")
+    return problems
+
+
 def _check_pod(inv: Invocation, want: Expected, gateway: str) -> list[str]:
     pod = links.snapshot(inv.netns)
     ifname = inv.ifname
     link = pod.link(ifname)
     if link is None:
         return [f"{ifname} is missing in {inv.netns}"]
-    problems = []
-    if want.pod_mac and link.get("address") != want.pod_mac:
-        problems.append(f"{ifname} has MAC {link.get('address')}, prevResult says {want.pod_mac}")
-    if "UP" not in link.get("flags", []):
-        problems.append(f"{ifname} is down")
+    problems = _link_problems(link, ifname, want.pod_mac)
     if not pod.has_addr(ifname, want.ip, want.prefix):
         problems.append(f"{ifname} lacks address {want.ip}/{want.prefix}")
     if not pod.has_route(gateway, ifname):
@@ -249,11 +255,7 @@ def _check_node(want: Expected, host: str, gateway: str) -> list[str]:
     link = node.link(host)
     if link is None:
         return [f"host veth {host} is missing"]
-    problems = []
-    if want.host_mac and link.get("address") != want.host_mac:
-        problems.append(f"{host} has MAC {link.get('address')}, prevResult says {want.host_mac}")
-    if "UP" not in link.get("flags", []):
-        problems.append(f"{host} is down")
+    problems = _link_problems(link, host, want.host_mac)
     if not node.has_addr(host, gateway, 32):
         problems.append(f"{host} lacks the gateway address {gateway}/32")
     if not node.has_route(want.ip, host):

@@ -42,20 +42,14 @@ DEFAULT_BPF_ROOT = Path("/sys/fs/bpf/weir")
 def register(commands: Any) -> None:
     p = commands.add_parser("bpf", help="read node-loader's pinned BPF maps (no BCC needed)")
     sub = p.add_subparsers(dest="bpf_command", metavar="SUBCOMMAND", required=True)
-    endpoint = sub.add_parser("endpoint", help="pod endpoints in the datapath")
-    esub = endpoint.add_subparsers(dest="endpoint_command", metavar="SUBCOMMAND", required=True)
-    ls = esub.add_parser(
-        "list",
+    _list_command(
+        _group(sub, "endpoint", "pod endpoints in the datapath"),
+        _endpoint_list,
         help="every endpoint with its counters",
         description="Every endpoint in the pinned maps. IN counts packets entering the pod "
         "(tc egress of its host veth), OUT packets leaving it (tc ingress).",
     )
-    _target_flags(ls)
-    ls.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    ls.set_defaults(func=_endpoint_list)
-    pol = sub.add_parser("policy", help="an endpoint's policy as the datapath applies it")
-    psub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
-    get = psub.add_parser(
+    get = _group(sub, "policy", "an endpoint's policy as the datapath applies it").add_parser(
         "get",
         help="one pod's policy entries, named",
         description="The policy the maps hold for one pod: each direction, enforced or not, and "
@@ -69,24 +63,36 @@ def register(commands: Any) -> None:
     get.add_argument("--no-names", action="store_true", help="do not ask NATS for names")
     get.add_argument("-o", "--output", choices=("table", "json"), default="table")
     get.set_defaults(func=_policy_get)
-    ctp = sub.add_parser("ct", help="conntrack entries")
-    csub = ctp.add_subparsers(dest="ct_command", metavar="SUBCOMMAND", required=True)
-    ctl = csub.add_parser("list", help="every tracked flow: tuple, direction, state, age")
-    _target_flags(ctl)
-    ctl.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    ctl.set_defaults(func=_ct_list)
-    ipc = sub.add_parser("ipcache", help="the node's ipcache: prefix -> identity")
-    isub = ipc.add_subparsers(dest="ipcache_command", metavar="SUBCOMMAND", required=True)
-    ipl = isub.add_parser("list", help="every prefix with its identity and kind")
-    _target_flags(ipl)
-    ipl.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    ipl.set_defaults(func=_ipcache_list)
+    _list_command(
+        _group(sub, "ct", "conntrack entries"),
+        _ct_list,
+        help="every tracked flow: tuple, direction, state, age",
+    )
+    _list_command(
+        _group(sub, "ipcache", "the node's ipcache: prefix -> identity"),
+        _ipcache_list,
+        help="every prefix with its identity and kind",
+    )
     prog = sub.add_parser(
         "program", help="print the BPF source node-loader compiles for a node, with its flags"
     )
     _target_flags(prog)
     prog.add_argument("--bpf-dir", default="", help="bpf/ sources (default: this tree's)")
     prog.set_defaults(func=_program)
+
+
+def _group(sub: Any, name: str, help: str) -> Any:
+    """`weir bpf NAME`, a command whose subcommands are added to what this returns."""
+    parser = sub.add_parser(name, help=help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
+
+def _list_command(group: Any, func: Any, **texts: str) -> None:
+    """A `list` subcommand: which node and pins, table or JSON."""
+    ls = group.add_parser("list", **texts)
+    _target_flags(ls)
+    ls.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    ls.set_defaults(func=func)
 
 
 def _target_flags(p: argparse.ArgumentParser) -> None:
