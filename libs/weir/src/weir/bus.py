@@ -269,12 +269,12 @@ class KvBucket:
         """
         queue: asyncio.Queue[KvEntry | CaughtUp | _Skipped] = asyncio.Queue(maxsize=4096)
         caught_up = False
-        received = 0
+        consumer_seq = 0  # of the last message handed to on_msg
 
         async def on_msg(msg: Msg) -> None:
-            nonlocal caught_up, received
-            received += 1
+            nonlocal caught_up, consumer_seq
             meta = msg.metadata
+            consumer_seq = meta.sequence.consumer
             headers = dict(msg.headers or {})
             deleted = headers.get(KV_OPERATION) in _DELETE_OPS
             if cursor is not None:
@@ -316,7 +316,7 @@ class KvBucket:
             # of them marks the catch-up when it arrives. (Consumer sequences, not stream ones:
             # for an empty filter the server starts the stream sequence at the stream's end.)
             sent = info.delivered.consumer_seq if info.delivered else 0
-            if info.num_pending == 0 and sent <= received and not caught_up:
+            if info.num_pending == 0 and sent <= consumer_seq and not caught_up:
                 caught_up = True
                 await queue.put(CAUGHT_UP)
             while True:

@@ -62,7 +62,8 @@ _NATIVE = (bytes, bytearray, datetime)  # msgpack carries these as they are
 
 
 class Codec(Generic[T]):
-    """Encodes and decodes the messages of one schema. Stateless after construction."""
+    """Encodes and decodes the messages of one schema. Stateless after construction, but for
+    remembering which types need the sorting pass (so no encode tries the fast path twice)."""
 
     def __init__(self, schema: Schema[T]) -> None:
         self.schema = schema
@@ -71,20 +72,22 @@ class Codec(Generic[T]):
         self._in_order = msgspec.msgpack.Encoder()  # for trees already put in canonical order
         self._envelope = msgspec.msgpack.Decoder(_Envelope)
         self._decoders = {t.__name__: msgspec.msgpack.Decoder(t) for t in schema.types}
+        self._int_keyed: set[str] = set()  # types seen with a map msgspec cannot sort
 
     def encode(self, value: T) -> bytes:
         name = type(value).__name__
         if name not in self._decoders:
             raise TypeError(f"{name} is not a type of schema {self.schema.name}")
         envelope = (self.schema.version, name, value)
-        try:
-            return self._encoder.encode(envelope)
-        except TypeError:
-            # msgspec's deterministic order sorts string-keyed maps only; a map keyed by
-            # integers (EndpointPolicy.cookies) is sorted here instead, with the same result.
-            plain = msgspec.to_builtins(envelope, builtin_types=_NATIVE, str_keys=False)
-            tree = _canonical(plain)
-            return self._in_order.encode(tree)
+        if name not in self._int_keyed:
+            try:
+                return self._encoder.encode(envelope)
+            except TypeError:
+                self._int_keyed.add(name)
+        # msgspec's deterministic order sorts string-keyed maps only; a map keyed by integers
+        # (EndpointPolicy.cookies) is sorted here instead, with the same result.
+        plain = msgspec.to_builtins(envelope, builtin_types=_NATIVE, str_keys=False)
+        return self._in_order.encode(_canonical(plain))
 
     def decode(self, data: bytes) -> T:
         try:

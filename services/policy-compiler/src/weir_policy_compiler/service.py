@@ -166,7 +166,8 @@ class PolicyCompilerService:
             elif self.compiler.started:
                 began = time.monotonic()
                 await self._flush()
-                rested_until = 2 * time.monotonic() - began
+                ended = time.monotonic()
+                rested_until = ended + (ended - began)
 
     def _apply_waiting(self, limit: int) -> None:
         """Apply up to `limit` queued items without waiting for more."""
